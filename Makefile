@@ -1,0 +1,19 @@
+# Two entry points, each doing all set-up first (idempotent):
+#   make demo   generate the toy persons dataset, train and evaluate the
+#               soft-argmax model with mmpose's stock tools, print coco/AP
+#   make test   run the test suite
+# Use an existing environment instead of .venv:  make test PYTHON=$(which python)
+PYTHON ?=
+PY := $(if $(PYTHON),$(PYTHON),$(CURDIR)/.venv/bin/python)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: deps demo test
+
+deps:
+	PYTHON=$(PYTHON) bash tools/install_deps.sh
+
+demo: deps
+	$(PY) tools/run_demo.py
+
+test: deps
+	$(PY) -m pytest tests -q -p no:cacheprovider

@@ -1,0 +1,115 @@
+# Soft-argmax regression (HRNet++ report, alpha = 60) with a small ResNet-18
+# (first two stages, stride 8) on the generated toy persons dataset.
+# Used by `make demo`: it trains on this CPU in a few minutes.
+#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/train.py configs/soft_argmax/toy_persons/td-sa_res18-s8_1xb32-40e_toy-persons-128x96.py
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+
+max_epochs = 40
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=100, start_factor=0.01,
+         by_epoch=False),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-5,
+         begin=0, end=max_epochs, by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=32)
+
+codec = dict(type='RegressionLabel', input_size=(96, 128))
+
+model = dict(
+    type='TopdownPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        num_stages=2,
+        strides=(1, 2),
+        dilations=(1, 1),
+        out_indices=(1, ),
+    ),
+    head=dict(
+        type='SoftArgmaxHead',
+        in_channels=128,
+        num_joints=17,
+        alpha=60.0,
+        conv_out_channels=(128, ),
+        conv_kernel_sizes=(3, ),
+        loss=dict(type='L1Loss', use_target_weight=True),
+        decoder=codec),
+    test_cfg=dict(flip_test=True, shift_heatmap=False))
+
+dataset_type = 'CocoDataset'
+data_mode = 'topdown'
+data_root = 'data/toy_persons/'
+metainfo = dict(from_file='configs/_base_/datasets/coco.py')
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomBBoxTransform', rotate_factor=30.0),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackPoseInputs')
+]
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        metainfo=metainfo,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='images/train/'),
+        pipeline=train_pipeline,
+    ))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        metainfo=metainfo,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='images/val/'),
+        test_mode=True,
+        pipeline=val_pipeline,
+    ))
+test_dataloader = val_dataloader
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(
+        type='CheckpointHook', interval=10, max_keep_ckpts=1,
+        save_best='coco/AP', rule='greater'))
+
+val_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + 'annotations/val.json')
+test_evaluator = val_evaluator
+
+# Distributed runs on CPU (torchrun / dist_train.sh with --launcher pytorch):
+# a DDP wrapper that leaves device_ids out for CPU modules; on GPUs it is the
+# stock MMDistributedDataParallel.
+model_wrapper_cfg = dict(type='MMKPDistributedDataParallel')

@@ -1,0 +1,253 @@
+"""The compatibility layer: each fix is active only where the stack needs it.
+
+The "needed" side is the installed stack itself (mmcv-lite, no torchvision,
+torch 2.13); the "not needed" side is simulated in a subprocess by putting a
+working stand-in for the dependency in place before ``import mmkp_ext``.
+"""
+import io
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import mmkp_ext  # noqa: F401
+from mmkp_ext import compat
+
+from _helpers import run_python
+
+
+def _run_snippet(tmp_path, code, pythonpath=None):
+    script = tmp_path / 'snippet.py'
+    script.write_text(textwrap.dedent(code))
+    env = {'PYTHONPATH': str(pythonpath)} if pythonpath else None
+    proc = run_python([str(script)], env=env, timeout=300)
+    assert 'SNIPPET-OK' in proc.stdout, proc.stdout[-3000:]
+    return proc.stdout
+
+
+# --------------------------------------------------------------- mmcv.ops
+@pytest.mark.skipif(compat.mmcv_has_compiled_ops(),
+                    reason='full mmcv installed: the mmcv-lite side cannot '
+                    'be exercised here (the other side is tested below)')
+def test_mmcv_lite_side_models_import_and_ops_fail_clearly():
+    from mmpose.models.heads.transformer_heads.transformers import \
+        deformable_detr_layers
+    from mmpose.registry import MODELS
+
+    # Other mmpose models keep working.
+    head = MODELS.build(
+        dict(type='HeatmapHead', in_channels=4, out_channels=3,
+             deconv_out_channels=None))
+    assert head(
+        (torch.zeros(1, 4, 8, 6), ))[0].shape == (3, 8, 6)
+    # What truly needs compiled ops fails with a message naming mmcv.
+    with pytest.raises(compat.MissingCompiledOpsError, match='mmcv'):
+        deformable_detr_layers.MultiScaleDeformableAttention(embed_dims=8)
+    # The stand-in was temporary: mmcv.ops still does not import elsewhere.
+    with pytest.raises(ImportError):
+        import mmcv.ops  # noqa: F401
+
+
+def test_full_mmcv_side_leaves_mmpose_untouched(tmp_path):
+    _run_snippet(tmp_path, """
+        import sys, types
+        import mmcv
+        ops = types.ModuleType('mmcv.ops')
+        class MultiScaleDeformableAttention:
+            pass
+        class DeformConv2d:
+            pass
+        class ModulatedDeformConv2d:
+            pass
+        ops.MultiScaleDeformableAttention = MultiScaleDeformableAttention
+        ops.DeformConv2d = DeformConv2d
+        ops.ModulatedDeformConv2d = ModulatedDeformConv2d
+        sys.modules['mmcv.ops'] = ops
+        mmcv.ops = ops
+        import mmkp_ext
+        from mmkp_ext import compat
+        assert compat.mmcv_has_compiled_ops()
+        assert 'mmcv_ops' not in compat._APPLIED
+        from mmpose.models.heads.transformer_heads.transformers import \\
+            deformable_detr_layers as d
+        assert d.MultiScaleDeformableAttention is MultiScaleDeformableAttention
+        assert sys.modules['mmcv.ops'] is ops
+        print('SNIPPET-OK')
+        """)
+
+
+# ----------------------------------------------------------- torchvision
+def test_torchvision_missing_side():
+    status = compat.torchvision_status()
+    if status == 'ok':
+        pytest.skip('a working torchvision is installed')
+    from mmengine.utils.dl_utils import collect_env
+    from mmpose.visualization import simcc_vis
+    with pytest.raises(compat.MissingTorchvisionError, match='torchvision'):
+        simcc_vis.ToPILImage()
+    assert 'TorchVision' not in collect_env()
+    with pytest.raises(ModuleNotFoundError):
+        import torchvision  # noqa: F401
+
+
+def _fake_torchvision(root, init_body):
+    pkg = root / 'torchvision'
+    (pkg / 'transforms').mkdir(parents=True)
+    (pkg / '__init__.py').write_text(init_body)
+    (pkg / 'transforms' / '__init__.py').write_text(
+        'class ToPILImage:\n    fake = True\n')
+    return root
+
+
+def test_torchvision_working_side_untouched(tmp_path):
+    root = _fake_torchvision(tmp_path / 'site', "__version__ = '9.9.fake'\n")
+    _run_snippet(tmp_path, """
+        import sys
+        import mmkp_ext
+        from mmkp_ext import compat
+        assert compat.torchvision_status() == 'ok'
+        assert not any(k.startswith('torchvision') for k in compat._APPLIED)
+        from mmpose.visualization import simcc_vis
+        assert simcc_vis.ToPILImage.fake is True
+        assert sys.modules['torchvision'].__version__ == '9.9.fake'
+        print('SNIPPET-OK')
+        """, pythonpath=root)
+
+
+def test_torchvision_broken_side_marked_absent(tmp_path):
+    root = _fake_torchvision(
+        tmp_path / 'site',
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    _run_snippet(tmp_path, """
+        import mmkp_ext
+        from mmkp_ext import compat
+        assert compat._APPLIED.get('torchvision_broken')
+        from mmengine.utils.dl_utils import collect_env
+        env = collect_env()  # would raise RuntimeError without the fix
+        assert 'TorchVision' not in env
+        try:
+            import torchvision
+        except ModuleNotFoundError:
+            pass
+        else:
+            raise AssertionError('broken torchvision imported')
+        from mmpose.visualization import simcc_vis
+        try:
+            simcc_vis.ToPILImage()
+        except compat.MissingTorchvisionError as e:
+            assert 'torchvision' in str(e)
+        else:
+            raise AssertionError('placeholder did not raise')
+        print('SNIPPET-OK')
+        """, pythonpath=root)
+
+
+# ------------------------------------------------------------ torch.load
+def _checkpoint_like():
+    from mmengine.logging import HistoryBuffer
+    buf = HistoryBuffer()
+    buf.update(0.5)
+    buf.update(0.25)
+    return {
+        'state_dict': {'w': torch.arange(6.).reshape(2, 3)},
+        'meta': {
+            'dataset_meta': {
+                'sigmas': np.array([.026, .025], dtype=np.float32),
+                'flip_indices': [1, 0],
+                'colors': np.array([[255, 0, 0]], dtype=np.uint8),
+                'ids': np.arange(3, dtype=np.int64),
+                'flag': np.array([True, False]),
+            },
+            'message_hub': {'log_scalars': {'train/loss': buf}},
+            'best': np.float64(0.75),
+            'count': np.int64(3),
+        },
+    }
+
+
+class _NotAllowed:
+    pass
+
+
+def test_torch_load_allows_mmengine_checkpoint_meta():
+    if not compat.torch_load_defaults_to_weights_only():
+        pytest.skip('torch < 2.6 loads with weights_only=False by default')
+    ckpt = _checkpoint_like()
+    f = io.BytesIO()
+    torch.save(ckpt, f)
+    f.seek(0)
+    loaded = torch.load(f)  # default weights_only=True
+    np.testing.assert_array_equal(loaded['meta']['dataset_meta']['sigmas'],
+                                  ckpt['meta']['dataset_meta']['sigmas'])
+    assert loaded['meta']['dataset_meta']['colors'].dtype == np.uint8
+    assert loaded['meta']['best'] == 0.75
+    hist = loaded['meta']['message_hub']['log_scalars']['train/loss']
+    assert hist.current() == 0.25 and hist.mean() == pytest.approx(0.375)
+    torch.testing.assert_close(loaded['state_dict']['w'],
+                               ckpt['state_dict']['w'])
+
+
+def test_torch_load_still_rejects_arbitrary_objects():
+    if not compat.torch_load_defaults_to_weights_only():
+        pytest.skip('torch < 2.6 loads with weights_only=False by default')
+    f = io.BytesIO()
+    torch.save({'meta': _NotAllowed()}, f)
+    f.seek(0)
+    with pytest.raises(Exception, match='weights_only|Unsupported global'):
+        torch.load(f)
+
+
+def test_torch_load_fix_inactive_when_not_needed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.serialization, 'add_safe_globals',
+                        lambda g: calls.append(g))
+    compat.allow_mmengine_checkpoints(False)
+    assert calls == []
+    compat.allow_mmengine_checkpoints(True)
+    assert len(calls) == 1 and np.ndarray in calls[0]
+
+
+def test_weights_only_detection(monkeypatch):
+    monkeypatch.setattr(torch, '__version__', '2.5.1+cpu')
+    assert not compat.torch_load_defaults_to_weights_only()
+    monkeypatch.setattr(torch, '__version__', '2.6.0')
+    assert compat.torch_load_defaults_to_weights_only()
+
+
+# --------------------------------------------------- CPU distributed init
+def test_cpu_distributed_patch_only_without_cuda(monkeypatch):
+    import mmengine.dist.utils as dist_utils
+    sentinel = object()
+    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', sentinel)
+    compat.patch_cpu_distributed(cuda_available=True)
+    assert dist_utils._init_dist_pytorch is sentinel
+
+    def original(backend, init_backend='torch', **kwargs):
+        raise AssertionError('original must not run without CUDA')
+
+    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', original)
+    compat.patch_cpu_distributed(cuda_available=False)
+    patched = dist_utils._init_dist_pytorch
+    assert patched is not original and patched._mmkp_ext_cpu
+
+    seen = {}
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.distributed, 'init_process_group',
+                        lambda backend, **kw: seen.update(backend=backend))
+    patched('nccl')
+    assert seen['backend'] == 'gloo'
+    with pytest.raises(ValueError, match='init_backend'):
+        patched('gloo', init_backend='deepspeed')
+
+
+def test_restricted_getattr_refuses_other_lookups():
+    import pickle
+
+    from mmengine.logging import HistoryBuffer
+    assert compat._history_buffer_getattr(HistoryBuffer,
+                                          'mean') is HistoryBuffer.mean
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        compat._history_buffer_getattr(HistoryBuffer, '__init__')
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        compat._history_buffer_getattr(np, 'load')
