@@ -44,7 +44,7 @@ model = dict(
         conv_kernel_sizes=(3, ),
         loss=dict(type='L1Loss', use_target_weight=True),
         decoder=codec),
-    test_cfg=dict(flip_test=True, shift_heatmap=False))
+    test_cfg=dict(flip_test=True, shift_heatmap=True))
 
 dataset_type = 'CocoDataset'
 data_mode = 'topdown'

@@ -1,0 +1,5 @@
+"""Heads; importing registers them into ``mmpose.registry.MODELS``."""
+from .soft_argmax_head import (SoftArgmaxHead, soft_argmax_2d,
+                               window_mass_scores)
+
+__all__ = ['SoftArgmaxHead', 'soft_argmax_2d', 'window_mass_scores']
