@@ -1,0 +1,22 @@
+"""mmpose dataset class of the synthetic multi-class fashion dataset."""
+from mmpose.datasets.datasets.base import BaseCocoStyleDataset
+from mmpose.registry import DATASETS
+
+from .toy_fashion import FASHION_METAINFO_FILE
+
+
+@DATASETS.register_module()
+class ToyFashionDataset(BaseCocoStyleDataset):
+    """COCO-style dataset of :mod:`mmkp_ext.datasets.toy_fashion` output.
+
+    Like mmpose's ``DeepFashion2Dataset``: every instance carries the full
+    global keypoint vector (32 keypoints over 3 categories, see
+    :data:`~mmkp_ext.datasets.toy_fashion.FASHION_CATEGORIES`), with zeros
+    outside its category's slice, so its ``keypoints`` are (1, 32, 2) and
+    ``keypoints_visible`` (1, 32); ``category_id`` says which slice is live.
+    The metainfo (names, flip pairs within each category, per-category
+    outline skeletons, sigmas) is read from the package's own
+    ``datasets/metainfo/toy_fashion.py``, so no config needs to name it.
+    """
+
+    METAINFO: dict = dict(from_file=FASHION_METAINFO_FILE)

@@ -1,0 +1,263 @@
+"""Tests of the synthetic multi-class ``fashion`` dataset, its metainfo and
+``ToyFashionDataset``."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from mmkp_ext.datasets import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
+                               FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
+                               FASHION_NUM_KEYPOINTS, category_slice,
+                               make_toy_dataset)
+from mmkp_ext.datasets.toy_fashion import (annotate_garments, garment_outline,
+                                           place_garment, render_garments)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+NUM_IMAGES = 16
+
+
+@pytest.fixture(scope='module')
+def fashion(tmp_path_factory):
+    out = tmp_path_factory.mktemp('toy_fashion')
+    return make_toy_dataset(
+        'fashion', str(out), num_images=NUM_IMAGES, seed=0, val_fraction=0.25)
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _category_of(index):
+    for cat in FASHION_CATEGORIES:
+        if cat['start'] <= index < cat['start'] + cat['num_keypoints']:
+            return cat['id']
+    raise AssertionError(f'keypoint {index} in no category')
+
+
+def check_fashion_split(coco, img_dir):
+    """Validity checks of one split; returns the number of annotations per
+    category id."""
+    images = {img['id']: img for img in coco['images']}
+    for img in coco['images']:
+        arr = cv2.imread(osp.join(img_dir, img['file_name']))
+        assert arr is not None
+        assert arr.shape == (img['height'], img['width'], 3)
+    per_cat = {}
+    for ann in coco['annotations']:
+        img = images[ann['image_id']]
+        w, h = img['width'], img['height']
+        kpts = np.array(ann['keypoints'], dtype=np.float64).reshape(-1, 3)
+        assert kpts.shape == (FASHION_NUM_KEYPOINTS, 3)
+        sl = category_slice(ann['category_id'])
+        outside = np.ones(FASHION_NUM_KEYPOINTS, bool)
+        outside[sl] = False
+        assert np.all(kpts[outside] == 0)
+        x, y, v = kpts.T
+        assert set(np.unique(v)) <= {0.0, 1.0, 2.0}
+        vis = v == 2
+        assert np.all((x[vis] >= 0) & (x[vis] <= w - 1))
+        assert np.all((y[vis] >= 0) & (y[vis] <= h - 1))
+        assert np.all(x[v == 0] == 0) and np.all(y[v == 0] == 0)
+        labelled = v > 0
+        assert ann['num_keypoints'] == int(labelled.sum()) >= 3
+        bx, by, bw, bh = ann['bbox']
+        assert bw > 0 and bh > 0
+        assert bx >= 0 and by >= 0 and bx + bw <= w and by + bh <= h
+        assert np.all((x[labelled] >= bx - 1) & (x[labelled] <= bx + bw + 1))
+        assert np.all((y[labelled] >= by - 1) & (y[labelled] <= by + bh + 1))
+        assert 0 < ann['area'] <= bw * bh
+        per_cat[ann['category_id']] = per_cat.get(ann['category_id'], 0) + 1
+    return per_cat
+
+
+def test_layout_tables():
+    assert len(FASHION_CATEGORIES) >= 3
+    assert [c['id'] for c in FASHION_CATEGORIES] == list(
+        range(1, len(FASHION_CATEGORIES) + 1))
+    assert len({c['num_keypoints'] for c in FASHION_CATEGORIES}) >= 3
+    start = 0
+    for cat in FASHION_CATEGORIES:
+        assert cat['start'] == start
+        start += cat['num_keypoints']
+        assert category_slice(cat['id']) == slice(cat['start'], start)
+    assert start == FASHION_NUM_KEYPOINTS == len(FASHION_KEYPOINT_NAMES)
+    with pytest.raises(ValueError):
+        category_slice(len(FASHION_CATEGORIES) + 1)
+
+
+def test_metainfo_matches_layout():
+    from mmkp_ext.datasets.toy_fashion_dataset import ToyFashionDataset
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    assert ToyFashionDataset.METAINFO['from_file'] == FASHION_METAINFO_FILE
+    assert osp.isabs(FASHION_METAINFO_FILE)
+    meta = parse_pose_metainfo(dict(from_file=FASHION_METAINFO_FILE))
+    assert meta['dataset_name'] == 'toy_fashion'
+    assert meta['num_keypoints'] == FASHION_NUM_KEYPOINTS
+    names = [meta['keypoint_id2name'][i] for i in range(meta['num_keypoints'])]
+    assert names == list(FASHION_KEYPOINT_NAMES)
+    assert list(meta['flip_indices']) == list(FASHION_FLIP_INDICES)
+    # Swaps are symmetric and never cross categories; every category has
+    # at least one left/right pair.
+    flip = np.array(meta['flip_indices'])
+    assert np.all(flip[flip] == np.arange(FASHION_NUM_KEYPOINTS))
+    for a, b in meta['flip_pairs']:
+        assert _category_of(a) == _category_of(b)
+    for cat in FASHION_CATEGORIES:
+        sl = category_slice(cat['id'])
+        assert np.any(flip[sl] != np.arange(sl.start, sl.stop))
+    # Skeleton: each category's closed outline.
+    expected = {
+        tuple(link)
+        for c in FASHION_CATEGORIES for link in c['skeleton']
+    }
+    assert {tuple(link) for link in meta['skeleton_links']} == expected
+    for a, b in meta['skeleton_links']:
+        assert _category_of(a) == _category_of(b)
+    sigmas = meta['sigmas']
+    assert sigmas.shape == (FASHION_NUM_KEYPOINTS, )
+    assert np.all((sigmas >= 0.025) & (sigmas <= 0.05))
+    np.testing.assert_array_equal(sigmas, sigmas[flip])
+    assert meta['dataset_keypoint_weights'].shape == (FASHION_NUM_KEYPOINTS, )
+
+
+def test_determinism(tmp_path):
+    a = make_toy_dataset('fashion', str(tmp_path / 'a'), num_images=5, seed=3)
+    b = make_toy_dataset('fashion', str(tmp_path / 'b'), num_images=5, seed=3)
+    c = make_toy_dataset('fashion', str(tmp_path / 'c'), num_images=5, seed=4)
+    for split in ('train', 'val'):
+        ja = open(a[f'{split}_ann_file'], 'rb').read()
+        assert ja == open(b[f'{split}_ann_file'], 'rb').read()
+        for img in json.loads(ja)['images']:
+            ia = cv2.imread(osp.join(a[f'{split}_img_dir'], img['file_name']))
+            ib = cv2.imread(osp.join(b[f'{split}_img_dir'], img['file_name']))
+            np.testing.assert_array_equal(ia, ib)
+    assert open(a['train_ann_file'], 'rb').read() != open(
+        c['train_ann_file'], 'rb').read()
+    name = _load(a['train_ann_file'])['images'][0]['file_name']
+    assert not np.array_equal(
+        cv2.imread(osp.join(a['train_img_dir'], name)),
+        cv2.imread(osp.join(c['train_img_dir'], name)))
+
+
+def test_validity_and_splits(fashion):
+    train, val = _load(fashion['train_ann_file']), _load(
+        fashion['val_ann_file'])
+    assert train['images'] and val['images']
+    assert {i['id'] for i in train['images']}.isdisjoint(
+        {i['id'] for i in val['images']})
+    assert len(train['images']) + len(val['images']) == NUM_IMAGES
+    counts = {}
+    for coco, img_dir in ((train, fashion['train_img_dir']),
+                          (val, fashion['val_img_dir'])):
+        for cat_id, n in check_fashion_split(coco, img_dir).items():
+            counts[cat_id] = counts.get(cat_id, 0) + n
+        cats = coco['categories']
+        assert [c['id'] for c in cats] == [c['id'] for c in FASHION_CATEGORIES]
+        for cat, layout in zip(cats, FASHION_CATEGORIES):
+            assert cat['keypoints'] == list(FASHION_KEYPOINT_NAMES)
+            sl = category_slice(cat['id'])
+            # 1-based skeleton inside the category's own slice.
+            assert all(sl.start < i <= sl.stop for link in cat['skeleton']
+                       for i in link)
+    assert set(counts) == {c['id'] for c in FASHION_CATEGORIES}
+    ann_ids = [a['id'] for a in train['annotations'] + val['annotations']]
+    assert len(ann_ids) == len(set(ann_ids))
+    flags = np.concatenate([
+        np.array(a['keypoints']).reshape(-1, 3)[category_slice(
+            a['category_id']), 2]
+        for a in train['annotations'] + val['annotations']
+    ])
+    assert {0.0, 1.0, 2.0} <= set(np.unique(flags))
+
+
+def test_occlusion_flags_follow_later_masks():
+    rng = np.random.default_rng(0)
+    top = place_garment(1, garment_outline(1, rng), 100, (90, 90))
+    skirt = place_garment(3, garment_outline(3, rng), 90, (120, 130))
+    image = np.zeros((200, 200, 3), np.uint8)
+    garments = [top, skirt]
+    masks = render_garments(image, garments)
+    anns = annotate_garments(garments, masks)
+    ka = anns[0]['keypoints'][category_slice(1)]
+    px = np.rint(top.keypoints).astype(int)
+    under = masks[1][px[:, 1], px[:, 0]]
+    assert under.any() and not under.all()
+    np.testing.assert_array_equal(ka[:, 2] == 1, under)
+    kb = anns[1]['keypoints']
+    assert np.all(kb[category_slice(3), 2] == 2)
+    assert np.all(kb[:category_slice(3).start] == 0)
+    # Box and area come from the rendered mask, not the keypoints' box.
+    assert anns[0]['area'] == int(masks[0].sum())
+    ys, xs = np.nonzero(masks[0])
+    assert anns[0]['bbox'] == [
+        xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    ]
+
+
+def test_garments_are_mirror_symmetric():
+    rng = np.random.default_rng(5)
+    for cat in FASHION_CATEGORIES:
+        outline = garment_outline(cat['id'], rng)
+        flip = np.array(FASHION_FLIP_INDICES)[category_slice(cat['id'])]
+        partner = outline[flip - cat['start']]
+        # Left points sit at positive x (wearer's left = image right) and
+        # roughly mirror their right partners.
+        lefts = [
+            i for i, n in enumerate(cat['keypoints']) if '_left_' in n
+        ]
+        assert lefts and np.all(outline[lefts, 0] > 0)
+        np.testing.assert_allclose(outline[:, 0], -partner[:, 0], atol=0.2)
+
+
+def test_loads_with_pycocotools_and_mmpose(fashion):
+    from pycocotools.coco import COCO
+    coco = COCO(fashion['train_ann_file'])
+    assert len(coco.getAnnIds()) == fashion['num_train_instances']
+    import mmkp_ext  # noqa: F401  (registers ToyFashionDataset)
+    from mmpose.registry import DATASETS
+    ds = DATASETS.build(
+        dict(
+            type='ToyFashionDataset',
+            data_root=fashion['out_dir'],
+            data_mode='topdown',
+            ann_file='annotations/train.json',
+            data_prefix=dict(img='images/train/'),
+            test_mode=False,
+            pipeline=[]))
+    assert type(ds).__name__ == 'ToyFashionDataset'
+    assert len(ds) == fashion['num_train_instances']
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item['keypoints'].shape == (1, FASHION_NUM_KEYPOINTS, 2)
+        assert item['keypoints_visible'].shape == (1, FASHION_NUM_KEYPOINTS)
+        live = np.zeros(FASHION_NUM_KEYPOINTS, bool)
+        live[category_slice(int(item['category_id']))] = True
+        assert np.all(item['keypoints_visible'][0][~live] == 0)
+    assert ds.metainfo['dataset_name'] == 'toy_fashion'
+    assert list(ds.metainfo['flip_indices']) == list(FASHION_FLIP_INDICES)
+
+
+def test_cli(tmp_path):
+    out = tmp_path / 'cli'
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'make_toy_dataset.py'), '--kind', 'fashion',
+        '--out',
+        str(out), '--num-images', '4', '--seed', '2', '--val-fraction', '0.25'
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert 'train: 3 images' in proc.stdout
+    assert 'val: 1 images' in proc.stdout
+    # The CLI is a thin wrapper: same files as the library call.
+    ref = make_toy_dataset(
+        'fashion', str(tmp_path / 'ref'), num_images=4, seed=2,
+        val_fraction=0.25)
+    for split in ('train', 'val'):
+        assert (out / 'annotations' / f'{split}.json').read_bytes() == open(
+            ref[f'{split}_ann_file'], 'rb').read()
