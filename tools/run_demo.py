@@ -1,12 +1,17 @@
 """The main job (`make demo`): toy data -> stock train.py -> stock test.py.
 
-1. generates the toy persons dataset (data/toy_persons, seeded),
-2. trains the soft-argmax model with mmpose's stock ``tools/train.py``,
-3. evaluates the best checkpoint with mmpose's stock ``tools/test.py``, which
-   prints the COCO keypoint metrics and writes visualised predictions,
-4. prints a summary with ``coco/AP`` and the time each step took.
+Runs the HRNet++ two-stage recipe on the generated toy persons dataset with
+mmpose's stock scripts only:
 
-    python tools/run_demo.py [--config CFG] [--work-dir DIR] [--epochs N]
+1. generate the dataset (seeded, ``data/toy_persons``),
+2. stage 1: train the heatmap model (``td-hm_...``),
+3. stage 2: fine-tune it with the soft-argmax head (``td-sa_...``,
+   ``load_from`` = the best stage-1 checkpoint),
+4. evaluate the best stage-2 checkpoint with the stock ``test.py``, which
+   prints the COCO keypoint metrics and writes visualised predictions,
+5. print a summary with ``coco/AP`` of both stages and the time of each step.
+
+    python tools/run_demo.py [--num-images N] [--work-dir DIR]
 """
 import argparse
 import glob
@@ -18,19 +23,16 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = ('configs/soft_argmax/toy_persons/'
-                  'td-sa_res18-s8_1xb32-40e_toy-persons-128x96.py')
+CFG_DIR = 'configs/soft_argmax/toy_persons/'
+HEATMAP_CONFIG = CFG_DIR + 'td-hm_res18-s8_1xb16-20e_toy-persons-128x96.py'
+SOFTARGMAX_CONFIG = CFG_DIR + 'td-sa_res18-s8_1xb16-6e_toy-persons-128x96.py'
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/toy_persons')
-    parser.add_argument('--num-images', type=int, default=200)
-    parser.add_argument(
-        '--epochs', type=int, default=None,
-        help='override train_cfg.max_epochs (default: the config\'s)')
+    parser.add_argument('--num-images', type=int, default=400)
     return parser.parse_args()
 
 
@@ -45,14 +47,33 @@ def run(cmd):
         sys.stdout.write(line)
         lines.append(line)
     if proc.wait() != 0:
-        sys.exit(f'command failed with exit code {proc.returncode}')
+        sys.exit(f'command failed with exit code {proc.returncode}: '
+                 + ' '.join(cmd))
     return ''.join(lines)
+
+
+def best_checkpoint(work_dir):
+    found = glob.glob(osp.join(REPO, work_dir, 'best_coco_AP_epoch_*.pth'))
+    if not found:
+        sys.exit(f'no best_coco_AP checkpoint in {work_dir}')
+    return max(found, key=osp.getmtime)
+
+
+def last_ap(output):
+    found = re.findall(r'coco/AP: ([0-9.]+)', output)
+    if not found:
+        sys.exit('no coco/AP in the output')
+    return float(found[-1])
 
 
 def main():
     args = parse_args()
     times = {}
-    data_root = args.data_root.rstrip('/') + '/'
+    root = args.data_root.rstrip('/') + '/'
+    data_options = [f'val_evaluator.ann_file={root}annotations/val.json',
+                    f'test_evaluator.ann_file={root}annotations/val.json']
+    data_options += [f'{split}_dataloader.dataset.data_root={root}'
+                     for split in ('train', 'val', 'test')]
 
     t0 = time.time()
     run([sys.executable, 'tools/make_toy_dataset.py', '--kind', 'persons',
@@ -60,53 +81,48 @@ def main():
          '--seed', '0'])
     times['data'] = time.time() - t0
 
-    options = [f'train_dataloader.dataset.data_root={data_root}',
-               f'val_dataloader.dataset.data_root={data_root}',
-               f'test_dataloader.dataset.data_root={data_root}',
-               f'val_evaluator.ann_file={data_root}annotations/val.json',
-               f'test_evaluator.ann_file={data_root}annotations/val.json']
-    train_options = list(options)
-    if args.epochs:
-        train_options += [f'train_cfg.max_epochs={args.epochs}',
-                          f'param_scheduler.1.T_max={args.epochs}',
-                          f'param_scheduler.1.end={args.epochs}']
+    stage1_dir = osp.join(args.work_dir, 'stage1_heatmap')
+    t0 = time.time()
+    stage1_out = run([sys.executable, 'tools/train.py', HEATMAP_CONFIG,
+                      '--work-dir', stage1_dir, '--cfg-options',
+                      *data_options])
+    times['stage 1 (heatmap)'] = time.time() - t0
+    stage1_ckpt = best_checkpoint(stage1_dir)
+
+    stage2_dir = osp.join(args.work_dir, 'stage2_softargmax')
+    t0 = time.time()
+    run([sys.executable, 'tools/train.py', SOFTARGMAX_CONFIG, '--work-dir',
+         stage2_dir, '--cfg-options', f'load_from={stage1_ckpt}',
+         *data_options])
+    times['stage 2 (soft-argmax)'] = time.time() - t0
+    stage2_ckpt = best_checkpoint(stage2_dir)
 
     t0 = time.time()
-    run([sys.executable, 'tools/train.py', args.config, '--work-dir',
-         args.work_dir, '--cfg-options', *train_options])
-    times['train'] = time.time() - t0
-
-    best = sorted(glob.glob(osp.join(REPO, args.work_dir, 'best_coco_AP*.pth')))
-    ckpt = best[-1] if best else osp.join(REPO, args.work_dir,
-                                          'epoch_*.pth')
-    if not best:
-        epochs = sorted(glob.glob(ckpt), key=osp.getmtime)
-        if not epochs:
-            sys.exit(f'no checkpoint found in {args.work_dir}')
-        ckpt = epochs[-1]
-
-    t0 = time.time()
-    vis_dir = 'vis'
-    out = run([sys.executable, 'tools/test.py', args.config, ckpt,
-               '--work-dir', args.work_dir, '--show-dir', vis_dir,
-               '--interval', '8', '--cfg-options', *options])
+    test_out = run([sys.executable, 'tools/test.py', SOFTARGMAX_CONFIG,
+                    stage2_ckpt, '--work-dir', stage2_dir, '--show-dir', 'vis',
+                    '--interval', '10', '--cfg-options', *data_options])
     times['test'] = time.time() - t0
 
-    found = re.findall(r'coco/AP: ([0-9.]+)', out)
-    if not found:
-        sys.exit('test.py printed no coco/AP')
-    vis = sorted(
-        glob.glob(osp.join(REPO, args.work_dir, '*', vis_dir, '*')),
-        key=osp.getmtime)
+    vis = glob.glob(osp.join(REPO, stage2_dir, '*', 'vis', '*.jpg'))
     print('\n==== mmkp_ext demo summary ====')
-    print(f'config:      {args.config}')
-    print(f'checkpoint:  {osp.relpath(ckpt, REPO)}')
+    print(f'data:        {args.num_images} images in {args.data_root}')
+    print(f'stage 1:     {HEATMAP_CONFIG}\n'
+          f'             best heatmap coco/AP {last_best(stage1_out):.4f}')
+    print(f'stage 2:     {SOFTARGMAX_CONFIG}\n'
+          f'             {osp.relpath(stage2_ckpt, REPO)}')
     print('time:        ' + ', '.join(f'{k} {v:.0f} s'
-                                      for k, v in times.items()))
+                                      for k, v in times.items()) +
+          f' (total {sum(times.values()):.0f} s)')
     if vis:
         print(f'predictions: {len(vis)} images in '
-              f'{osp.relpath(osp.dirname(vis[-1]), REPO)}')
-    print(f'coco/AP: {float(found[-1]):.4f}')
+              f'{osp.relpath(osp.dirname(max(vis, key=osp.getmtime)), REPO)}')
+    print(f'coco/AP: {last_ap(test_out):.4f}')
+
+
+def last_best(output):
+    """Best coco/AP over the validations in a training log."""
+    found = [float(v) for v in re.findall(r'coco/AP: ([0-9.]+)', output)]
+    return max(found) if found else float('nan')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,43 @@
+# HRNet++ recipe, stage 2: fine-tune the stage-1 heatmap model with the
+# soft-argmax head (softmax over H*W of alpha * heatmap, alpha = 60, L1 on
+# the expected coordinates). SoftArgmaxHead keeps HeatmapHead's layer names,
+# so the stage-1 checkpoint loads unchanged:
+#   python tools/train.py configs/soft_argmax/toy_persons/td-sa_res18-s8_1xb16-6e_toy-persons-128x96.py \
+#       --cfg-options load_from=work_dirs/<stage 1>/best_coco_AP_epoch_20.pth
+# Without load_from it trains from scratch, which soft-argmax does slowly
+# (the reason for the two-stage recipe).
+_base_ = ['./td-hm_res18-s8_1xb16-20e_toy-persons-128x96.py']
+
+max_epochs = 6
+train_cfg = dict(max_epochs=max_epochs, val_interval=3)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-4))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-6,
+         begin=0, end=max_epochs, by_epoch=True),
+]
+default_hooks = dict(checkpoint=dict(interval=3))
+
+codec = dict(type='RegressionLabel', input_size=(96, 128))
+model = dict(
+    head=dict(
+        _delete_=True,
+        type='SoftArgmaxHead',
+        in_channels=128,
+        num_joints=17,
+        alpha=60.0,
+        deconv_out_channels=(64, ),
+        deconv_kernel_sizes=(4, ),
+        loss=dict(type='L1Loss', use_target_weight=True),
+        decoder=codec),
+    test_cfg=dict(_delete_=True, flip_test=True, shift_heatmap=True))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomBBoxTransform', rotate_factor=30.0),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

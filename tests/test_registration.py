@@ -1,0 +1,32 @@
+"""`import mmkp_ext` registers every component into mmpose's registries."""
+import pytest
+from mmengine.registry import DefaultScope
+
+import mmkp_ext  # noqa: F401
+from mmpose.registry import DATASETS, MODEL_WRAPPERS, MODELS
+
+EXPECTED = [
+    (MODELS, 'SoftArgmaxHead', 'mmkp_ext.models.heads.soft_argmax_head'),
+    (DATASETS, 'ToyFashionDataset',
+     'mmkp_ext.datasets.toy_fashion_dataset'),
+    (MODEL_WRAPPERS, 'MMKPDistributedDataParallel',
+     'mmkp_ext.engine.cpu_ddp_wrapper'),
+]
+
+
+@pytest.mark.parametrize('registry,name,module', EXPECTED)
+def test_registered_in_mmpose_registry(registry, name, module):
+    # In mmpose's own registry (configs inheriting mmpose:: bases carry
+    # _scope_='mmpose'), not in a child registry of ours.
+    assert registry.scope == 'mmpose'
+    cls = registry.module_dict.get(name)
+    assert cls is not None, f'{name} not registered in mmpose {registry.name}'
+    assert cls.__module__ == module
+
+
+def test_build_by_name_in_mmpose_scope():
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        head = MODELS.build(
+            dict(type='SoftArgmaxHead', in_channels=4, num_joints=3))
+    assert type(head).__name__ == 'SoftArgmaxHead'
+
