@@ -30,3 +30,13 @@ def test_build_by_name_in_mmpose_scope():
             dict(type='SoftArgmaxHead', in_channels=4, num_joints=3))
     assert type(head).__name__ == 'SoftArgmaxHead'
 
+
+
+def test_model_wrapper_found_by_runner_lookup():
+    """mmengine's Runner.wrap_model calls get() on mmengine's root registry
+    (no default-scope switch); the scoped name used in our configs must
+    resolve there."""
+    from mmengine.registry import MODEL_WRAPPERS as ROOT
+    from mmkp_ext.engine import MMKPDistributedDataParallel
+    assert ROOT.get('mmpose.MMKPDistributedDataParallel') is \
+        MMKPDistributedDataParallel

@@ -6,16 +6,17 @@ from mmpose.registry import MODEL_WRAPPERS
 @MODEL_WRAPPERS.register_module()
 class MMKPDistributedDataParallel(MMDistributedDataParallel):
     """:class:`mmengine.model.MMDistributedDataParallel` that drops
-    ``device_ids`` / ``output_device`` for a module whose parameters live on
-    the CPU.
+    ``device_ids`` / ``output_device`` for a module whose parameters all live
+    on the CPU.
 
     mmengine's Runner passes ``device_ids=[LOCAL_RANK]`` to every
-    DistributedDataParallel wrapper, which torch rejects for CPU modules
-    ("device_ids can only be None or contain a single element" / "DistributedDataParallel
-    device_ids and output_device arguments only work with single-device/multiple-device
-    GPU modules"). Select it with
-    ``model_wrapper_cfg = dict(type='MMKPDistributedDataParallel')``; on GPUs
-    it behaves exactly like the stock wrapper.
+    DistributedDataParallel wrapper, and torch rejects device ids for CPU
+    modules. On GPUs this wrapper behaves exactly like the stock one.
+
+    mmengine's Runner looks the wrapper type up in mmengine's root registry
+    (without switching to the default scope), so configs name it with
+    mmpose's scope:
+    ``model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')``.
     """
 
     def __init__(self, module, detect_anomalous_params: bool = False,

@@ -131,7 +131,8 @@ def test_two_process_cpu_distributed_training(toy_root, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'Distributed launcher: pytorch' in proc.stdout, \
         proc.stdout[-3000:]
-    assert 'World size: 2' in proc.stdout
+    assert 'Distributed training: True' in proc.stdout
+    assert 'GPU number: 2' in proc.stdout  # mmengine's name for world size
     assert 'using the gloo backend' in proc.stdout
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()

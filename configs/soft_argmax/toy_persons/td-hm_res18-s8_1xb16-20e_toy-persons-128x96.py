@@ -115,5 +115,6 @@ test_evaluator = val_evaluator
 
 # Distributed runs on CPU (torchrun / dist_train.sh with --launcher pytorch):
 # a DDP wrapper that leaves device_ids out for CPU modules; on GPUs it is the
-# stock MMDistributedDataParallel.
-model_wrapper_cfg = dict(type='MMKPDistributedDataParallel')
+# stock MMDistributedDataParallel. The scope prefix is needed because
+# mmengine's Runner looks model wrappers up in its root registry.
+model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')

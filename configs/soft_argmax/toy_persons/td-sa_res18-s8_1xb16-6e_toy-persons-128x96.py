@@ -10,7 +10,7 @@ _base_ = ['./td-hm_res18-s8_1xb16-20e_toy-persons-128x96.py']
 
 max_epochs = 6
 train_cfg = dict(max_epochs=max_epochs, val_interval=3)
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-4))
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=5e-5))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-6,
          begin=0, end=max_epochs, by_epoch=True),
