@@ -26,6 +26,9 @@ Fixes:
   checkpoints carry numpy arrays and mmengine objects in their meta. The
   exact globals they need are added to torch's safe-globals allow-list;
   safe loading stays on for everything else.
+* **recent numpy in mmpose's visualiser**: ``int()`` of a 1-element array
+  raises; mmpose's OpenCV visualiser does that for circle radii
+  (``test.py --show-dir``). Radii are made scalars first where needed.
 * **CPU distributed training**: mmengine's ``_init_dist_pytorch`` calls
   ``torch.cuda.set_device`` unconditionally; where CUDA is unavailable it is
   wrapped to skip that call (and to use ``gloo`` instead of ``nccl``). The
@@ -301,6 +304,45 @@ def patch_cpu_distributed(cuda_available: bool) -> None:
               'skips torch.cuda.set_device and uses gloo.')
 
 
+def numpy_refuses_size1_array_to_int() -> bool:
+    """Whether ``int(np.array([1]))`` raises (recent numpy 2 releases ended
+    the deprecated conversion of 1-element arrays to Python scalars)."""
+    import numpy as np
+    try:
+        int(np.array([1]))
+    except TypeError:
+        return True
+    return False
+
+
+def patch_visualizer_radius(needed: bool) -> None:
+    """mmpose's PoseLocalVisualizer passes ``radius=np.array([r])`` to the
+    OpenCV backend's ``draw_circles``, which calls ``int(radius)``: that
+    raises on recent numpy (2.4 here) and breaks ``test.py --show-dir``.
+    Where needed, 1-element radius arrays are turned into scalars first."""
+    if not needed:
+        return
+    import functools
+
+    import numpy as np
+    from mmpose.visualization.opencv_backend_visualizer import \
+        OpencvBackendVisualizer
+    original = OpencvBackendVisualizer.draw_circles
+    if getattr(original, '_mmkp_ext_radius', False):
+        return
+
+    @functools.wraps(original)
+    def draw_circles(self, center, radius, *args, **kwargs):
+        if isinstance(radius, np.ndarray) and radius.size == 1:
+            radius = radius.item()
+        return original(self, center, radius, *args, **kwargs)
+
+    draw_circles._mmkp_ext_radius = True
+    OpencvBackendVisualizer.draw_circles = draw_circles
+    _log_once('vis_radius', 'numpy refuses int() of 1-element arrays: '
+              'mmpose OpenCV visualiser gets scalar circle radii.')
+
+
 def apply_all() -> None:
     """Apply every fix the installed stack needs (idempotent)."""
     import torch
@@ -308,3 +350,4 @@ def apply_all() -> None:
     import_mmpose_visualization(torchvision_status())
     allow_mmengine_checkpoints(torch_load_defaults_to_weights_only())
     patch_cpu_distributed(torch.cuda.is_available())
+    patch_visualizer_radius(numpy_refuses_size1_array_to_int())

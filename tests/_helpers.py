@@ -1,9 +1,13 @@
 """Helpers shared by the tests: repository paths, the real-data folder,
 subprocess runs. Importable as ``_helpers`` (pytest.ini puts tests/ on the path)."""
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
+
+import cv2
+import numpy as np
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -29,3 +33,49 @@ def run_python(args, cwd=REPO_ROOT, env=None, timeout=600, check=True):
         raise AssertionError(f'python {" ".join(args)} failed '
                              f'({proc.returncode}):\n{proc.stdout[-6000:]}')
     return proc
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_coco_keypoint_split(coco, img_dir, num_keypoints):
+    """Assert that one split of a generated COCO keypoint dataset is valid:
+    images load with their declared size; per annotation K keypoints with
+    v in {0, 1, 2}, v=2 inside the image, v=0 at (0, 0), ``num_keypoints``
+    = count of v > 0 (>= 3), a box inside the image covering every labelled
+    keypoint (+-1 px) and 0 < area <= box area. Returns the keypoint arrays
+    (N, K, 3)."""
+    images = {img['id']: img for img in coco['images']}
+    assert len(images) == len(coco['images'])
+    for img in coco['images']:
+        arr = cv2.imread(osp.join(img_dir, img['file_name']))
+        assert arr is not None
+        assert arr.shape == (img['height'], img['width'], 3)
+    all_kpts = []
+    for ann in coco['annotations']:
+        img = images[ann['image_id']]
+        w, h = img['width'], img['height']
+        kpts = np.array(ann['keypoints'], dtype=np.float64).reshape(-1, 3)
+        assert kpts.shape == (num_keypoints, 3)
+        x, y, v = kpts.T
+        assert set(np.unique(v)) <= {0.0, 1.0, 2.0}
+        vis = v == 2
+        assert np.all((x[vis] >= 0) & (x[vis] <= w - 1))
+        assert np.all((y[vis] >= 0) & (y[vis] <= h - 1))
+        assert np.all(x[v == 0] == 0) and np.all(y[v == 0] == 0)
+        labelled = v > 0
+        assert ann['num_keypoints'] == int(labelled.sum())
+        assert ann['num_keypoints'] >= 3
+        bx, by, bw, bh = ann['bbox']
+        assert bw > 0 and bh > 0
+        assert bx >= 0 and by >= 0 and bx + bw <= w and by + bh <= h
+        assert np.all(x[labelled] >= bx - 1)
+        assert np.all(x[labelled] <= bx + bw + 1)
+        assert np.all(y[labelled] >= by - 1)
+        assert np.all(y[labelled] <= by + bh + 1)
+        assert 0 < ann['area'] <= bw * bh
+        assert ann['iscrowd'] == 0
+        all_kpts.append(kpts)
+    return np.array(all_kpts)

@@ -251,3 +251,51 @@ def test_restricted_getattr_refuses_other_lookups():
         compat._history_buffer_getattr(HistoryBuffer, '__init__')
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
         compat._history_buffer_getattr(np, 'load')
+
+
+# ------------------------------------------------ visualiser on numpy 2.4
+def _draw_sample():
+    from mmengine.structures import InstanceData
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    from mmpose.structures import PoseDataSample
+    from mmpose.visualization import PoseLocalVisualizer
+    vis = PoseLocalVisualizer(name=f'compat_test_{np.random.randint(1e9)}',
+                              radius=3)
+    vis.set_dataset_meta(
+        parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py')))
+    sample = PoseDataSample()
+    kpts = np.tile(np.array([[[40., 50.]]]), (1, 17, 1))
+    sample.pred_instances = InstanceData(
+        keypoints=kpts, keypoint_scores=np.ones((1, 17), np.float32),
+        bboxes=np.array([[10., 10., 90., 90.]]))
+    img = np.zeros((100, 100, 3), np.uint8)
+    vis.add_datasample('x', img, sample, draw_gt=False, show=False)
+    return vis.get_image()
+
+
+def test_visualiser_draws_keypoints():
+    drawn = _draw_sample()
+    # A filled circle of radius 3 around (40, 50), nothing far away.
+    assert drawn[50, 40].any() and not drawn[5, 95].any()
+
+
+def test_visualiser_patch_only_when_numpy_needs_it(monkeypatch):
+    from mmpose.visualization.opencv_backend_visualizer import \
+        OpencvBackendVisualizer as V
+    sentinel = object()
+    monkeypatch.setattr(V, 'draw_circles', sentinel)
+    compat.patch_visualizer_radius(False)
+    assert V.draw_circles is sentinel
+
+    seen = []
+
+    def original(self, center, radius, *args, **kwargs):
+        seen.append(radius)
+
+    monkeypatch.setattr(V, 'draw_circles', original)
+    compat.patch_visualizer_radius(True)
+    assert V.draw_circles is not original
+    V.draw_circles(None, (1, 2), np.array([3]))
+    V.draw_circles(None, (1, 2), np.array([3, 4]))  # not 1-element: as is
+    assert seen[0] == 3 and not isinstance(seen[0], np.ndarray)
+    assert isinstance(seen[1], np.ndarray)

@@ -8,6 +8,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from _helpers import check_coco_keypoint_split, load_json
 
 from mmkp_ext.datasets import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
                                FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
@@ -27,11 +28,6 @@ def fashion(tmp_path_factory):
         'fashion', str(out), num_images=NUM_IMAGES, seed=0, val_fraction=0.25)
 
 
-def _load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def _category_of(index):
     for cat in FASHION_CATEGORIES:
         if cat['start'] <= index < cat['start'] + cat['num_keypoints']:
@@ -40,37 +36,15 @@ def _category_of(index):
 
 
 def check_fashion_split(coco, img_dir):
-    """Validity checks of one split; returns the number of annotations per
+    """Validity checks of one split (the generic ones plus zeros outside the
+    annotation's category slice); returns the number of annotations per
     category id."""
-    images = {img['id']: img for img in coco['images']}
-    for img in coco['images']:
-        arr = cv2.imread(osp.join(img_dir, img['file_name']))
-        assert arr is not None
-        assert arr.shape == (img['height'], img['width'], 3)
+    all_kpts = check_coco_keypoint_split(coco, img_dir, FASHION_NUM_KEYPOINTS)
     per_cat = {}
-    for ann in coco['annotations']:
-        img = images[ann['image_id']]
-        w, h = img['width'], img['height']
-        kpts = np.array(ann['keypoints'], dtype=np.float64).reshape(-1, 3)
-        assert kpts.shape == (FASHION_NUM_KEYPOINTS, 3)
-        sl = category_slice(ann['category_id'])
+    for ann, kpts in zip(coco['annotations'], all_kpts):
         outside = np.ones(FASHION_NUM_KEYPOINTS, bool)
-        outside[sl] = False
+        outside[category_slice(ann['category_id'])] = False
         assert np.all(kpts[outside] == 0)
-        x, y, v = kpts.T
-        assert set(np.unique(v)) <= {0.0, 1.0, 2.0}
-        vis = v == 2
-        assert np.all((x[vis] >= 0) & (x[vis] <= w - 1))
-        assert np.all((y[vis] >= 0) & (y[vis] <= h - 1))
-        assert np.all(x[v == 0] == 0) and np.all(y[v == 0] == 0)
-        labelled = v > 0
-        assert ann['num_keypoints'] == int(labelled.sum()) >= 3
-        bx, by, bw, bh = ann['bbox']
-        assert bw > 0 and bh > 0
-        assert bx >= 0 and by >= 0 and bx + bw <= w and by + bh <= h
-        assert np.all((x[labelled] >= bx - 1) & (x[labelled] <= bx + bw + 1))
-        assert np.all((y[labelled] >= by - 1) & (y[labelled] <= by + bh + 1))
-        assert 0 < ann['area'] <= bw * bh
         per_cat[ann['category_id']] = per_cat.get(ann['category_id'], 0) + 1
     return per_cat
 
@@ -138,14 +112,14 @@ def test_determinism(tmp_path):
             np.testing.assert_array_equal(ia, ib)
     assert open(a['train_ann_file'], 'rb').read() != open(
         c['train_ann_file'], 'rb').read()
-    name = _load(a['train_ann_file'])['images'][0]['file_name']
+    name = load_json(a['train_ann_file'])['images'][0]['file_name']
     assert not np.array_equal(
         cv2.imread(osp.join(a['train_img_dir'], name)),
         cv2.imread(osp.join(c['train_img_dir'], name)))
 
 
 def test_validity_and_splits(fashion):
-    train, val = _load(fashion['train_ann_file']), _load(
+    train, val = load_json(fashion['train_ann_file']), load_json(
         fashion['val_ann_file'])
     assert train['images'] and val['images']
     assert {i['id'] for i in train['images']}.isdisjoint(

@@ -6,6 +6,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from _helpers import check_coco_keypoint_split, load_json
 
 from mmkp_ext.datasets import COCO_KEYPOINT_NAMES, make_toy_dataset
 from mmkp_ext.datasets.toy_persons import (annotate_persons, draw_person,
@@ -24,53 +25,11 @@ def persons(tmp_path_factory):
     return summary
 
 
-def _load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def _read_images(img_dir, coco):
     return [
         cv2.imread(osp.join(img_dir, img['file_name']))
         for img in coco['images']
     ]
-
-
-def check_coco_split(coco, img_dir, num_keypoints):
-    """Validity checks shared by both splits; returns the keypoint arrays
-    (N, K, 3)."""
-    images = {img['id']: img for img in coco['images']}
-    assert len(images) == len(coco['images'])
-    for img in coco['images']:
-        arr = cv2.imread(osp.join(img_dir, img['file_name']))
-        assert arr is not None
-        assert arr.shape == (img['height'], img['width'], 3)
-    all_kpts = []
-    for ann in coco['annotations']:
-        img = images[ann['image_id']]
-        w, h = img['width'], img['height']
-        kpts = np.array(ann['keypoints'], dtype=np.float64).reshape(-1, 3)
-        assert kpts.shape == (num_keypoints, 3)
-        x, y, v = kpts.T
-        assert set(np.unique(v)) <= {0.0, 1.0, 2.0}
-        vis = v == 2
-        assert np.all((x[vis] >= 0) & (x[vis] <= w - 1))
-        assert np.all((y[vis] >= 0) & (y[vis] <= h - 1))
-        assert np.all(x[v == 0] == 0) and np.all(y[v == 0] == 0)
-        labelled = v > 0
-        assert ann['num_keypoints'] == int(labelled.sum())
-        assert ann['num_keypoints'] >= 3
-        bx, by, bw, bh = ann['bbox']
-        assert bw > 0 and bh > 0
-        assert bx >= 0 and by >= 0 and bx + bw <= w and by + bh <= h
-        assert np.all(x[labelled] >= bx - 1)
-        assert np.all(x[labelled] <= bx + bw + 1)
-        assert np.all(y[labelled] >= by - 1)
-        assert np.all(y[labelled] <= by + bh + 1)
-        assert 0 < ann['area'] <= bw * bh
-        assert ann['iscrowd'] == 0
-        all_kpts.append(kpts)
-    return np.array(all_kpts)
 
 
 def test_determinism(tmp_path):
@@ -86,8 +45,8 @@ def test_determinism(tmp_path):
                 _read_images(a[f'{split}_img_dir'], coco),
                 _read_images(b[f'{split}_img_dir'], coco)):
             np.testing.assert_array_equal(ia, ib)
-    ja = _load(a['train_ann_file'])
-    jc = _load(c['train_ann_file'])
+    ja = load_json(a['train_ann_file'])
+    jc = load_json(c['train_ann_file'])
     assert ja['annotations'] != jc['annotations']
     img_a = _read_images(a['train_img_dir'], ja)[0]
     img_c = cv2.imread(
@@ -96,15 +55,15 @@ def test_determinism(tmp_path):
 
 
 def test_validity_and_splits(persons):
-    train, val = _load(persons['train_ann_file']), _load(
+    train, val = load_json(persons['train_ann_file']), load_json(
         persons['val_ann_file'])
     assert persons['num_train_images'] + persons['num_val_images'] == \
         NUM_IMAGES
     assert persons['num_val_images'] == 4
     assert train['images'] and val['images']
     kpts = [
-        check_coco_split(train, persons['train_img_dir'], 17),
-        check_coco_split(val, persons['val_img_dir'], 17)
+        check_coco_keypoint_split(train, persons['train_img_dir'], 17),
+        check_coco_keypoint_split(val, persons['val_img_dir'], 17)
     ]
     ids = [i['id'] for i in train['images'] + val['images']]
     assert len(set(ids)) == NUM_IMAGES
@@ -124,7 +83,7 @@ def test_validity_and_splits(persons):
 
 
 def test_area_is_body_area(persons):
-    train = _load(persons['train_ann_file'])
+    train = load_json(persons['train_ann_file'])
     ratios = [a['area'] / (a['bbox'][2] * a['bbox'][3])
               for a in train['annotations']]
     # A person covers well under its box; box areas would give ratio 1.
@@ -214,7 +173,7 @@ def test_frontal_and_flip_symmetric():
 
 
 def test_pose_variety(persons):
-    train = _load(persons['train_ann_file'])
+    train = load_json(persons['train_ann_file'])
     heights = [a['bbox'][3] for a in train['annotations']]
     assert min(heights) < 60 and max(heights) > 120
     counts = np.bincount([a['image_id'] for a in train['annotations']])
@@ -249,7 +208,7 @@ def test_loads_with_mmpose_coco_dataset(persons):
     assert osp.isfile(item['img_path'])
     assert item['flip_indices'][KPT['left_wrist']] == KPT['right_wrist']
     bu = CocoDataset(data_mode='bottomup', **common)
-    train = _load(persons['train_ann_file'])
+    train = load_json(persons['train_ann_file'])
     assert len(bu) == len({a['image_id'] for a in train['annotations']})
 
 
@@ -277,9 +236,9 @@ def test_rectangular_png(tmp_path):
         'persons', str(tmp_path), num_images=3, seed=1, val_fraction=0.0,
         image_size=(160, 96), image_ext='png')
     assert s['num_val_images'] == 0 and s['num_train_images'] == 3
-    coco = _load(s['train_ann_file'])
-    assert _load(s['val_ann_file'])['images'] == []
+    coco = load_json(s['train_ann_file'])
+    assert load_json(s['val_ann_file'])['images'] == []
     for img in coco['images']:
         assert img['file_name'].endswith('.png')
         assert (img['width'], img['height']) == (160, 96)
-    check_coco_split(coco, s['train_img_dir'], 17)
+    check_coco_keypoint_split(coco, s['train_img_dir'], 17)
