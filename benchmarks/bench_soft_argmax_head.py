@@ -6,7 +6,7 @@ coordinates), of ``forward + backward`` and of ``predict`` (which for
 SoftArgmaxHead also computes the keypoint scores and decodes), and the peak
 bytes of tensors allocated during one forward + backward (torch profiler).
 
-    python benchmarks/bench_soft_argmax_head.py [--batch 32] [--repeats 20]
+    python benchmarks/bench_soft_argmax_head.py [--batch 32] [--repeats 5]
 """
 import argparse
 import statistics
@@ -63,7 +63,7 @@ def peak_bytes(fn):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--repeats', type=int, default=20)
+    parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
