@@ -1,4 +1,4 @@
-"""Narrow fixes that let mmpose 1.3.2 / mmengine 0.10.7 run on the installed stack.
+"""Narrow fixes that let mmpose 1.3.2 / mmengine 0.10.7 run on this stack.
 
 Each fix checks whether the installed stack needs it and does nothing
 otherwise; :func:`apply_all` runs them once (``import mmkp_ext`` calls it) and
@@ -207,7 +207,8 @@ def import_mmpose_visualization(tv_status: str) -> None:
 
 
 def torch_load_defaults_to_weights_only() -> bool:
-    """Whether ``torch.load`` defaults to ``weights_only=True`` (torch>=2.6)."""
+    """Whether ``torch.load`` defaults to ``weights_only=True``
+    (torch >= 2.6)."""
     import torch
     from mmengine.utils import digit_version
     return digit_version(torch.__version__.split('+')[0]) >= digit_version(
@@ -218,7 +219,8 @@ def mmengine_checkpoint_safe_globals() -> list:
     """The non-tensor globals that an mmengine/mmpose checkpoint pickles:
     numpy arrays and scalars (dataset meta: sigmas, colours, ...), and
     mmengine's HistoryBuffer (message hub in the meta), whose pickled
-    ``getattr`` is resolved by the restricted :func:`_history_buffer_getattr`."""
+    ``getattr`` is resolved by the restricted
+    :func:`_history_buffer_getattr`."""
     import codecs
 
     import numpy as np

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: repository paths, the real-data folder,
-subprocess runs. Importable as ``_helpers`` (pytest.ini puts tests/ on the path)."""
+subprocess runs, dataset checks. Importable as ``_helpers`` (pytest.ini
+puts tests/ on the path)."""
 import json
 import os
 import os.path as osp

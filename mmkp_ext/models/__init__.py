@@ -1,2 +1,2 @@
-"""Models of mmkp_ext; importing registers them into ``mmpose.registry.MODELS``."""
+"""Models of mmkp_ext; importing registers them into mmpose's MODELS."""
 from . import heads  # noqa: F401
