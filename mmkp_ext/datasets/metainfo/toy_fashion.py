@@ -19,7 +19,7 @@ dataset_info = dict(
         title='Synthetic multi-class garment landmarks laid out like '
         'DeepFashion2 (procedurally generated toy data)',
         container='mmkp_ext',
-        year='2024',
+        year='2026',
         homepage='',
     ),
     keypoint_info={
