@@ -27,7 +27,7 @@ fi
 
 STAMP_DIR=$("$PYTHON" -c 'import sys; print(sys.prefix)')
 STAMP="$STAMP_DIR/.mmkp_ext_deps"
-HASH=$(cat tools/install_deps.sh requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
+HASH=$(cat tools/install_deps.sh tools/mmcv_state.py requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH:$ROOT" ] \
    && "$PYTHON" -c 'import mmkp_ext' >/dev/null 2>&1; then
   exit 0
@@ -46,26 +46,11 @@ fi
 # Build helpers first: xtcocotools is compiled against the installed numpy.
 "${PIP[@]}" "setuptools<80" wheel cython numpy
 
-mmcv_state=$("$PYTHON" - <<'PY'
-try:
-    import mmcv
-except ImportError:
-    print('none')
-else:
-    full = True
-    try:
-        import mmcv.ops  # noqa: F401
-    except ImportError:
-        full = False
-    ver = tuple(int(x) for x in mmcv.__version__.split('.')[:2])
-    ok = ver < (2, 2)
-    print(('full' if full else 'lite') + ('-ok' if ok else '-too-new'))
-PY
-) || mmcv_state=none
+mmcv_state=$("$PYTHON" tools/mmcv_state.py) || mmcv_state=none
 case "$mmcv_state" in
-  full-ok) echo "[install] keeping full mmcv (compiled ops)";;
-  full-too-new) echo "[install] ERROR: mmcv >= 2.2.0 is installed; mmpose 1.3.2 needs mmcv < 2.2.0" >&2; exit 1;;
-  lite-ok) echo "[install] keeping mmcv-lite";;
+  *-too-new|*-too-old) echo "[install] ERROR: installed $mmcv_state; mmpose 1.3.2 needs 2.0 <= mmcv < 2.2 (uninstall it or use another environment)" >&2; exit 1;;
+  mmcv-ok) echo "[install] keeping the installed full mmcv";;
+  mmcv-lite-ok) echo "[install] keeping the installed mmcv-lite";;
   *) echo "[install] mmcv-lite==2.1.0"; "${PIP[@]}" "mmengine==0.10.7" "mmcv-lite==2.1.0";;
 esac
 
