@@ -59,11 +59,9 @@ def best_checkpoint(work_dir):
     return max(found, key=osp.getmtime)
 
 
-def last_ap(output):
-    found = re.findall(r'coco/AP: ([0-9.]+)', output)
-    if not found:
-        sys.exit('no coco/AP in the output')
-    return float(found[-1])
+def coco_aps(output):
+    """Every ``coco/AP`` value printed in a train/test log, in order."""
+    return [float(v) for v in re.findall(r'coco/AP: ([0-9.]+)', output)]
 
 
 def main():
@@ -100,29 +98,28 @@ def main():
     t0 = time.time()
     test_out = run([sys.executable, 'tools/test.py', SOFTARGMAX_CONFIG,
                     stage2_ckpt, '--work-dir', stage2_dir, '--show-dir', 'vis',
-                    '--interval', '10', '--cfg-options', *data_options])
+                    '--cfg-options', *data_options])
     times['test'] = time.time() - t0
 
-    vis = glob.glob(osp.join(REPO, stage2_dir, '*', 'vis', '*.jpg'))
+    test_aps = coco_aps(test_out)
+    if not test_aps:
+        sys.exit('test.py printed no coco/AP')
+    # test.py writes into a new timestamped folder of the work dir.
+    vis_dirs = glob.glob(osp.join(REPO, stage2_dir, '*', 'vis'))
+    vis_dir = max(vis_dirs, key=osp.getmtime) if vis_dirs else None
     print('\n==== mmkp_ext demo summary ====')
     print(f'data:        {args.num_images} images in {args.data_root}')
     print(f'stage 1:     {HEATMAP_CONFIG}\n'
-          f'             best heatmap coco/AP {last_best(stage1_out):.4f}')
+          f'             best heatmap coco/AP {max(coco_aps(stage1_out)):.4f}')
     print(f'stage 2:     {SOFTARGMAX_CONFIG}\n'
           f'             {osp.relpath(stage2_ckpt, REPO)}')
     print('time:        ' + ', '.join(f'{k} {v:.0f} s'
                                       for k, v in times.items()) +
           f' (total {sum(times.values()):.0f} s)')
-    if vis:
-        print(f'predictions: {len(vis)} images in '
-              f'{osp.relpath(osp.dirname(max(vis, key=osp.getmtime)), REPO)}')
-    print(f'coco/AP: {last_ap(test_out):.4f}')
-
-
-def last_best(output):
-    """Best coco/AP over the validations in a training log."""
-    found = [float(v) for v in re.findall(r'coco/AP: ([0-9.]+)', output)]
-    return max(found) if found else float('nan')
+    if vis_dir:
+        print(f'predictions: {len(os.listdir(vis_dir))} images in '
+              f'{osp.relpath(vis_dir, REPO)}')
+    print(f'coco/AP: {test_aps[-1]:.4f}')
 
 
 if __name__ == '__main__':
