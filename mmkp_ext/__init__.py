@@ -9,7 +9,10 @@ from . import compat
 
 compat.apply_all()
 
+from . import codecs  # noqa: E402,F401
 from . import datasets  # noqa: E402,F401
 from . import engine  # noqa: E402,F401
+from . import evaluation  # noqa: E402,F401
+from . import grouping  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 from .version import __version__  # noqa: E402,F401

@@ -7,6 +7,9 @@ numpy and OpenCV.
 """
 from typing import Dict, Sequence, Union
 
+from .category_layouts import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
+                               get_category_keypoint_ranges,
+                               keypoint_category_matrix)
 from .toy_common import write_coco_dataset
 from .toy_fashion import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
                           FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
@@ -79,6 +82,8 @@ def make_toy_dataset(kind: str,
 
 
 __all__ = [
+    'DEEPFASHION2_CATEGORY_RANGES', 'KNOWN_LAYOUTS',
+    'get_category_keypoint_ranges', 'keypoint_category_matrix',
     'make_toy_dataset', 'TOY_KINDS', 'ToyFashionDataset',
     'FASHION_CATEGORIES', 'FASHION_KEYPOINT_NAMES', 'FASHION_FLIP_INDICES',
     'FASHION_NUM_KEYPOINTS', 'FASHION_METAINFO_FILE', 'category_slice',

@@ -1,0 +1,1 @@
+"""Keypoint codecs; importing registers them into ``mmpose.registry.KEYPOINT_CODECS``."""

@@ -1,0 +1,1 @@
+"""Metrics; importing registers them into ``mmpose.registry.METRICS``."""

@@ -1,0 +1,1 @@
+"""Keypoint-grouping algorithms and the grouping JSON format (numpy / scipy / scikit-learn only, no torch)."""

@@ -1,0 +1,1 @@
+"""Backbones; importing registers them into ``mmpose.registry.MODELS``."""

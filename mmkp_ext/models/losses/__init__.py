@@ -1,0 +1,1 @@
+"""Losses; importing registers them into ``mmpose.registry.MODELS``."""

@@ -1,0 +1,1 @@
+"""Necks; importing registers them into ``mmpose.registry.MODELS``."""

@@ -1,0 +1,1 @@
+"""Pose_estimators; importing registers them into ``mmpose.registry.MODELS``."""
