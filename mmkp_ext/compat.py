@@ -7,13 +7,17 @@ functions so tests can simulate both sides.
 
 Fixes:
 
-* **mmcv without compiled ops** (mmcv-lite): mmpose's model package imports
+* **mmcv without compiled ops**: mmpose's model package imports
   ``mmcv.ops`` at module top for EDPose (deformable attention), while DEKR and
   PoseWarper import it guarded. While ``mmpose.models`` is imported, a
   temporary ``mmcv.ops`` stands in whose classes raise
   :class:`MissingCompiledOpsError` when they are *used*; afterwards the
   stand-in is removed again, so ``import mmcv.ops`` anywhere else still fails
   as before and no other code is fooled into thinking the ops exist.
+  :func:`mmcv_status` tells mmcv-lite (no compiled extension shipped: the
+  expected state of the default install, logged at debug level) apart from a
+  full mmcv whose extension fails to load (built for another torch or CUDA:
+  logged once at WARNING with the original error and what to do).
 * **torchvision missing or broken**: ``mmpose.visualization`` imports
   ``torchvision.transforms.ToPILImage`` at module top (only the SimCC
   visualiser uses it). The same temporary stand-in is used while importing
@@ -21,30 +25,45 @@ Fixes:
   against a CPU torch build: ``operator torchvision::nms does not exist``) is
   additionally marked as absent (``sys.modules['torchvision'] = None``), so
   code that guards with ``except ModuleNotFoundError`` (mmengine's
-  ``collect_env``, run by every Runner) keeps working.
+  ``collect_env``, run by every Runner) keeps working; the original import
+  error is logged once at WARNING and kept in :func:`status`.
 * **torch.load(weights_only=True)** (default since torch 2.6): mmengine
-  checkpoints carry numpy arrays and mmengine objects in their meta. The
-  exact globals they need are added to torch's safe-globals allow-list;
-  safe loading stays on for everything else.
+  checkpoints carry numpy arrays and mmengine's ``HistoryBuffer`` in their
+  meta. Only while mmengine's ``CheckpointLoader`` loads a checkpoint, the
+  exact globals such checkpoints contain are allow-listed (torch's
+  ``safe_globals`` context); every other ``torch.load`` in the process keeps
+  torch's defaults. ``HistoryBuffer`` is rebuilt through
+  :class:`_CheckpointHistoryBuffer`, which restores the instance's history
+  but never lets a checkpoint write the class-level table of statistics
+  methods.
 * **recent numpy in mmpose's visualiser**: ``int()`` of a 1-element array
   raises; mmpose's OpenCV visualiser does that for circle radii
   (``test.py --show-dir``). Radii are made scalars first where needed.
 * **CPU distributed training**: mmengine's ``_init_dist_pytorch`` calls
-  ``torch.cuda.set_device`` unconditionally; where CUDA is unavailable it is
-  wrapped to skip that call (and to use ``gloo`` instead of ``nccl``). The
-  matching model wrapper lives in :mod:`mmkp_ext.engine`.
+  ``torch.cuda.set_device`` unconditionally on its last branch; where no
+  accelerator that mmengine knows (CUDA, NPU, MLU, MUSA) is present it is
+  wrapped to skip that call (and to use ``gloo`` instead of ``nccl``);
+  mmengine's own accelerator branches are never bypassed. The matching model
+  wrapper lives in :mod:`mmkp_ext.engine`.
+
+``python -m mmkp_ext`` prints :func:`report`: what was found and which
+fixes are active.
 """
 import contextlib
+import functools
 import importlib
+import importlib.util
 import logging
+import pickle
 import sys
 import types
 import warnings
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional, Tuple
 
 logger = logging.getLogger('mmkp_ext.compat')
 
 _APPLIED: Dict[str, bool] = {}
+_STATUS: Dict[str, object] = {}
 
 #: mmcv.ops names that mmpose imports at module level.
 MMCV_OPS_USED_BY_MMPOSE = ('MultiScaleDeformableAttention', 'DeformConv2d',
@@ -64,6 +83,13 @@ def _log_once(key: str, msg: str) -> None:
     if not _APPLIED.get(key):
         _APPLIED[key] = True
         logger.debug(msg)
+
+
+def _warn_once(key: str, msg: str) -> None:
+    """Log a degraded-stack message once per process at WARNING."""
+    if not _STATUS.get('warned_' + key):
+        _STATUS['warned_' + key] = True
+        logger.warning(msg)
 
 
 def _missing_class(module: str, name: str, error: type, hint: str) -> type:
@@ -127,24 +153,52 @@ def _temporary_modules(mods: Dict[str, types.ModuleType]) -> Iterator[None]:
 
 
 def mmcv_has_compiled_ops() -> bool:
-    """Whether ``mmcv.ops`` imports (i.e. mmcv was built with its ops)."""
+    """Whether ``mmcv.ops`` imports (i.e. mmcv's compiled ops are usable)."""
+    return mmcv_status()[0] == 'full'
+
+
+def mmcv_status() -> Tuple[str, Optional[str]]:
+    """Which mmcv this process has, and why its ops are unusable if they are.
+
+    Returns:
+        ``(state, error)`` with ``state`` one of ``'full'`` (``mmcv.ops``
+        imports), ``'lite'`` (no compiled extension ``mmcv._ext`` shipped:
+        mmcv-lite, or mmcv built with ``MMCV_WITH_OPS=0``), ``'broken'`` (the
+        extension is there but fails to load, e.g. built for another torch or
+        CUDA) or ``'missing'`` (no mmcv); ``error`` is the original import
+        error as text for ``'broken'`` and ``'missing'``, else ``None``.
+    """
+    try:
+        importlib.import_module('mmcv')
+    except ImportError as e:
+        return 'missing', f'{type(e).__name__}: {e}'
     try:
         importlib.import_module('mmcv.ops')
-    except ImportError:
-        return False
-    return True
+        return 'full', None
+    except Exception as e:  # noqa: BLE001 - report whatever broke it
+        error = f'{type(e).__name__}: {e}'
+    try:
+        ext_spec = importlib.util.find_spec('mmcv._ext')
+    except (ImportError, ValueError):
+        ext_spec = None
+    return ('lite', None) if ext_spec is None else ('broken', error)
 
 
 def torchvision_status() -> str:
     """``'ok'`` if torchvision imports, ``'missing'`` if it is not installed,
-    ``'broken'`` if it is installed but raises while importing."""
+    ``'broken'`` if it is installed but raises while importing (the error is
+    kept in :func:`status`)."""
     if 'torchvision' in sys.modules and sys.modules['torchvision'] is None:
-        return 'broken' if _APPLIED.get('torchvision_broken') else 'missing'
+        return 'broken' if _STATUS.get('torchvision_error') else 'missing'
     try:
         importlib.import_module('torchvision')
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if e.name != 'torchvision':
+            _STATUS['torchvision_error'] = f'{type(e).__name__}: {e}'
+            return 'broken'
         return 'missing'
-    except Exception:  # noqa: BLE001 - any failure means unusable
+    except Exception as e:  # noqa: BLE001 - any failure means unusable
+        _STATUS['torchvision_error'] = f'{type(e).__name__}: {e}'
         return 'broken'
     return 'ok'
 
@@ -170,10 +224,25 @@ def _torchvision_placeholders() -> Dict[str, types.ModuleType]:
     return {'torchvision': top, 'torchvision.transforms': transforms}
 
 
-def import_mmpose_models(has_ops: bool) -> None:
-    """Import ``mmpose.models``; without compiled mmcv ops, under a temporary
-    ``mmcv.ops`` stand-in whose classes raise a clear error when used."""
-    if has_ops or 'mmpose.models' in sys.modules:
+def import_mmpose_models(mmcv_state) -> None:
+    """Import ``mmpose.models``; where mmcv's compiled ops are unusable
+    (``mmcv_state`` from :func:`mmcv_status`, or a bool "has ops"), under a
+    temporary ``mmcv.ops`` stand-in whose classes raise a clear error when
+    used. A full mmcv whose extension fails to load is reported once at
+    WARNING with the original error."""
+    if isinstance(mmcv_state, bool):
+        mmcv_state = ('full', None) if mmcv_state else ('lite', None)
+    state, error = mmcv_state
+    _STATUS['mmcv'] = state
+    _STATUS['mmcv_error'] = error
+    if state == 'broken':
+        _warn_once('mmcv_broken', 'mmcv is installed with compiled ops, but '
+                   f'they fail to load ({error}). It was probably built for '
+                   'another torch / CUDA. mmkp_ext continues as with '
+                   'mmcv-lite (EDPose, DEKR and PoseWarper unavailable); '
+                   'rebuild mmcv<2.2.0 against the installed torch to use '
+                   'its ops.')
+    if state == 'full' or 'mmpose.models' in sys.modules:
         importlib.import_module('mmpose.models')
         return
     with _temporary_modules({'mmcv.ops': _mmcv_ops_placeholder()}), \
@@ -183,20 +252,27 @@ def import_mmpose_models(has_ops: bool) -> None:
         warnings.filterwarnings(
             'ignore', message='Fail to import ``MultiScaleDeformableAttention')
         importlib.import_module('mmpose.models')
-    _log_once('mmcv_ops', 'mmcv has no compiled ops: imported mmpose.models '
-              'with a temporary mmcv.ops stand-in (EDPose, DEKR, PoseWarper '
-              'raise MissingCompiledOpsError when built).')
+    _log_once('mmcv_ops', f'mmcv without usable compiled ops ({state}): '
+              'imported mmpose.models with a temporary mmcv.ops stand-in '
+              '(EDPose, DEKR, PoseWarper raise MissingCompiledOpsError when '
+              'built).')
 
 
 def import_mmpose_visualization(tv_status: str) -> None:
     """Import ``mmpose.visualization``; without a usable torchvision, under a
-    temporary stand-in for ``torchvision.transforms.ToPILImage``."""
+    temporary stand-in for ``torchvision.transforms.ToPILImage``. A broken
+    torchvision is reported once at WARNING with its original error."""
+    _STATUS['torchvision'] = tv_status
     if tv_status == 'broken':
+        _warn_once('torchvision_broken', 'torchvision is installed but fails '
+                   f'to import ({_STATUS.get("torchvision_error")}); it is '
+                   'treated as absent in this process (only mmpose\'s SimCC '
+                   'visualiser needs it). Install the torchvision release '
+                   'built for your torch, or uninstall torchvision, to '
+                   'silence this.')
         # Make later ``import torchvision`` raise ModuleNotFoundError, which
         # mmengine's collect_env (run by every Runner) tolerates.
         sys.modules['torchvision'] = None
-        _log_once('torchvision_broken', 'torchvision is installed but fails '
-                  'to import: marked as absent.')
     if tv_status == 'ok' or 'mmpose.visualization' in sys.modules:
         importlib.import_module('mmpose.visualization')
         return
@@ -215,94 +291,181 @@ def torch_load_defaults_to_weights_only() -> bool:
         '2.6.0')
 
 
+#: numpy dtypes whose arrays mmengine / mmpose checkpoints hold (sigmas and
+#: weights: float32; colours: uint8; histories: float64 / int64). Object,
+#: string and structured dtypes are deliberately absent.
+CHECKPOINT_NUMPY_DTYPES = ('?', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4',
+                           'u8', 'f2', 'f4', 'f8')
+
+_HISTORY_BUFFER_PATH = 'mmengine.logging.history_buffer.HistoryBuffer'
+
+
+def _checkpoint_history_buffer_class():
+    """Build (once) the stand-in for ``HistoryBuffer`` used while loading.
+
+    A pickled HistoryBuffer carries its class-level table of statistics
+    methods, and ``HistoryBuffer.__setstate__`` writes that table into the
+    class, i.e. into process-wide state. The stand-in restores only the
+    instance's own fields (``max_length``, ``_log_history``,
+    ``_count_history``), ignores the table, and then turns the object into a
+    real ``HistoryBuffer``.
+    """
+    cls = _STATUS.get('_history_buffer_cls')
+    if cls is not None:
+        return cls
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    class _CheckpointHistoryBuffer(HistoryBuffer):
+
+        def __setstate__(self, state):
+            if not isinstance(state, dict):
+                raise pickle.UnpicklingError(
+                    f'HistoryBuffer state must be a dict, got {type(state)}')
+            fields = {}
+            for key in ('_log_history', '_count_history'):
+                value = state.get(key, np.array([]))
+                if not isinstance(value, np.ndarray) or value.ndim != 1:
+                    raise pickle.UnpicklingError(
+                        f'HistoryBuffer.{key} must be a 1-D numpy array')
+                fields[key] = value
+            max_length = state.get('max_length', 1000000)
+            if not isinstance(max_length, int):
+                raise pickle.UnpicklingError(
+                    'HistoryBuffer.max_length must be an int')
+            fields['max_length'] = max_length
+            self.__dict__.update(fields)
+            # Only the defaults, and setdefault never overwrites.
+            self._set_default_statistics()
+            self.__class__ = HistoryBuffer
+
+    _STATUS['_history_buffer_cls'] = _CheckpointHistoryBuffer
+    return _CheckpointHistoryBuffer
+
+
 def mmengine_checkpoint_safe_globals() -> list:
-    """The non-tensor globals that an mmengine/mmpose checkpoint pickles:
-    numpy arrays and scalars (dataset meta: sigmas, colours, ...), and
-    mmengine's HistoryBuffer (message hub in the meta), whose pickled
-    ``getattr`` is resolved by the restricted
-    :func:`_history_buffer_getattr`."""
+    """The non-tensor globals that an mmengine / mmpose checkpoint pickles
+    (read off real checkpoints): numpy arrays and scalars of the dtypes in
+    :data:`CHECKPOINT_NUMPY_DTYPES` (dataset meta: sigmas, colours, ...;
+    numpy's array pickle uses ``_codecs.encode``), and mmengine's
+    ``HistoryBuffer`` (message hub), rebuilt by the stand-in of
+    :func:`_checkpoint_history_buffer_class`; its pickled ``getattr`` calls
+    go to the restricted :func:`_history_buffer_getattr`."""
     import codecs
 
     import numpy as np
-    from mmengine.logging import HistoryBuffer
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
-    dtype_classes = [type(np.dtype(t)) for t in np.sctypeDict.values()]
+    dtype_classes = {type(np.dtype(t)) for t in CHECKPOINT_NUMPY_DTYPES}
     return [
         _reconstruct, scalar, np.ndarray, np.dtype, codecs.encode,
-        HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
-        *sorted(set(dtype_classes), key=lambda c: c.__name__)
+        (_checkpoint_history_buffer_class(), _HISTORY_BUFFER_PATH),
+        (_history_buffer_getattr, 'builtins.getattr'),
+        *sorted(dtype_classes, key=lambda c: c.__name__)
     ]
 
 
 def _history_buffer_getattr(obj, name: str):
-    """Stands in for ``builtins.getattr`` while unpickling with
-    ``weights_only=True``: mmengine's HistoryBuffer pickles its table of
-    statistics methods as ``getattr(HistoryBuffer, 'mean')`` etc. Only those
-    look-ups are allowed; a general ``getattr`` would let a checkpoint reach
-    arbitrary callables and defeat safe loading."""
-    import pickle
-
+    """Stands in for ``builtins.getattr`` while mmengine loads a checkpoint:
+    HistoryBuffer pickles its statistics table as ``getattr(HistoryBuffer,
+    'mean')`` etc. Only look-ups of HistoryBuffer's statistics methods are
+    answered (and the table is dropped on load anyway); anything else would
+    let a checkpoint reach arbitrary callables and defeat safe loading."""
     from mmengine.logging import HistoryBuffer
     allowed = set(HistoryBuffer._statistics_methods) | {
         'min', 'max', 'current', 'mean'
     }
-    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
-        return getattr(obj, name)
+    if (isinstance(obj, type) and issubclass(obj, HistoryBuffer)
+            and isinstance(name, str) and name in allowed):
+        return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint '
         'with weights_only=True: mmkp_ext only allows the statistics methods '
         'of mmengine.logging.HistoryBuffer')
 
 
+@contextlib.contextmanager
+def mmengine_checkpoint_globals() -> Iterator[None]:
+    """Allow-list :func:`mmengine_checkpoint_safe_globals` for the duration of
+    the block only (torch's ``safe_globals`` context)."""
+    import torch
+    with torch.serialization.safe_globals(mmengine_checkpoint_safe_globals()):
+        yield
+
+
 def allow_mmengine_checkpoints(needed: bool) -> None:
-    """Add the globals of :func:`mmengine_checkpoint_safe_globals` to torch's
-    safe-globals allow-list when safe loading is the default."""
+    """Make mmengine's ``CheckpointLoader.load_checkpoint`` (used by
+    ``load_checkpoint``, ``Runner.load_checkpoint`` / ``--resume``, mmpose's
+    ``init_model``) load under :func:`mmengine_checkpoint_globals` when safe
+    loading is the default. Nothing is added process-wide."""
     if not needed:
         return
-    import torch
-    torch.serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
+    from mmengine.runner.checkpoint import CheckpointLoader
+    current = CheckpointLoader.__dict__['load_checkpoint']
+    if getattr(current.__func__, '_mmkp_ext_scoped', False):
+        return
+    original = current.__func__
+
+    @functools.wraps(original)
+    def load_checkpoint(cls, *args, **kwargs):
+        with mmengine_checkpoint_globals():
+            return original(cls, *args, **kwargs)
+
+    load_checkpoint._mmkp_ext_scoped = True
+    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
     _log_once('torch_load', 'torch.load defaults to weights_only=True: '
-              'allow-listed numpy arrays and HistoryBuffer for mmengine '
-              'checkpoints.')
+              'mmengine checkpoint loading allow-lists numpy arrays and '
+              'HistoryBuffer while it runs.')
+
+
+def accelerator_available() -> bool:
+    """Whether torch sees an accelerator that mmengine's distributed init
+    handles itself (CUDA, Ascend NPU, Cambricon MLU, Moore Threads MUSA)."""
+    import torch
+    from mmengine import device
+    return bool(torch.cuda.is_available() or device.is_npu_available()
+                or device.is_mlu_available() or device.is_musa_available())
 
 
 def _cpu_init_dist_pytorch(backend: str = 'gloo',
                            init_backend: str = 'torch',
                            **kwargs) -> None:
-    """mmengine's ``_init_dist_pytorch`` for machines without CUDA: no
-    ``torch.cuda.set_device``, and ``gloo`` because ``nccl`` needs GPUs."""
+    """mmengine's ``_init_dist_pytorch`` for machines without accelerators:
+    no ``torch.cuda.set_device``, and ``gloo`` because ``nccl`` needs
+    GPUs."""
     import torch.distributed as torch_dist
     if backend == 'nccl':
-        logger.warning('CUDA is not available: using the gloo backend '
+        logger.warning('no GPU is available: using the gloo backend '
                        'instead of nccl for distributed training.')
         backend = 'gloo'
     if init_backend != 'torch':
-        raise ValueError(f'init_backend={init_backend!r} needs CUDA; only '
+        raise ValueError(f'init_backend={init_backend!r} needs GPUs; only '
                          "'torch' is supported on CPU")
     torch_dist.init_process_group(backend=backend, **kwargs)
 
 
-def patch_cpu_distributed(cuda_available: bool) -> None:
-    """Make ``--launcher pytorch`` work where CUDA is unavailable."""
-    if cuda_available:
+def patch_cpu_distributed(accelerator: bool) -> None:
+    """Make ``--launcher pytorch`` work where no accelerator is present.
+    The wrapper checks again at call time and hands over to mmengine's own
+    function (with its NPU / MLU / MUSA / CUDA branches) whenever
+    :func:`accelerator_available` is true."""
+    if accelerator:
         return
     import mmengine.dist.utils as dist_utils
     if getattr(dist_utils._init_dist_pytorch, '_mmkp_ext_cpu', False):
         return
     original = dist_utils._init_dist_pytorch
 
-    def _init_dist_pytorch(backend='gloo', init_backend='torch', **kwargs):
-        import torch
-        if torch.cuda.is_available():
+    def _init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
+        if accelerator_available():
             return original(backend, init_backend=init_backend, **kwargs)
         return _cpu_init_dist_pytorch(backend, init_backend, **kwargs)
 
     _init_dist_pytorch._mmkp_ext_cpu = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch
-    _log_once('cpu_dist', 'CUDA unavailable: mmengine distributed init '
+    _log_once('cpu_dist', 'no accelerator: mmengine distributed init '
               'skips torch.cuda.set_device and uses gloo.')
 
 
@@ -347,9 +510,46 @@ def patch_visualizer_radius(needed: bool) -> None:
 
 def apply_all() -> None:
     """Apply every fix the installed stack needs (idempotent)."""
-    import torch
-    import_mmpose_models(mmcv_has_compiled_ops())
+    import_mmpose_models(mmcv_status())
     import_mmpose_visualization(torchvision_status())
     allow_mmengine_checkpoints(torch_load_defaults_to_weights_only())
-    patch_cpu_distributed(torch.cuda.is_available())
+    patch_cpu_distributed(accelerator_available())
     patch_visualizer_radius(numpy_refuses_size1_array_to_int())
+
+
+def status() -> Dict[str, object]:
+    """What the compatibility layer found and did in this process.
+
+    Keys: ``mmcv`` (see :func:`mmcv_status`) and ``mmcv_error``,
+    ``torchvision`` (see :func:`torchvision_status`) and
+    ``torchvision_error``, and ``fixes``: the fixes that are active.
+    """
+    return dict(
+        mmcv=_STATUS.get('mmcv'),
+        mmcv_error=_STATUS.get('mmcv_error'),
+        torchvision=_STATUS.get('torchvision'),
+        torchvision_error=_STATUS.get('torchvision_error'),
+        fixes=sorted(k for k, v in _APPLIED.items() if v))
+
+
+def report() -> str:
+    """:func:`status` as readable lines."""
+    st = status()
+    mmcv_text = {
+        'full': 'full mmcv, compiled ops load',
+        'lite': 'no compiled extension shipped (mmcv-lite): EDPose, DEKR, '
+        'PoseWarper unavailable, everything else works',
+        'broken': 'full mmcv whose compiled extension FAILS to load: '
+        f'{st["mmcv_error"]}',
+        'missing': f'not importable: {st["mmcv_error"]}',
+    }.get(st['mmcv'], str(st['mmcv']))
+    tv_text = {
+        'ok': 'imports',
+        'missing': 'not installed (only the SimCC visualiser needs it)',
+        'broken': f'installed but FAILS to import: {st["torchvision_error"]}',
+    }.get(st['torchvision'], str(st['torchvision']))
+    return '\n'.join([
+        f'mmcv: {mmcv_text}', f'torchvision: {tv_text}',
+        'active fixes: ' + (', '.join(st['fixes']) or 'none')
+    ])
+

@@ -119,10 +119,13 @@ def test_torchvision_broken_side_marked_absent(tmp_path):
     root = _fake_torchvision(
         tmp_path / 'site',
         "raise RuntimeError('operator torchvision::nms does not exist')\n")
-    _run_snippet(tmp_path, """
+    out = _run_snippet(tmp_path, """
         import mmkp_ext
         from mmkp_ext import compat
-        assert compat._APPLIED.get('torchvision_broken')
+        st = compat.status()
+        assert st['torchvision'] == 'broken', st
+        assert 'nms does not exist' in st['torchvision_error']
+        assert 'nms does not exist' in compat.report()
         from mmengine.utils.dl_utils import collect_env
         env = collect_env()  # would raise RuntimeError without the fix
         assert 'TorchVision' not in env
@@ -141,6 +144,9 @@ def test_torchvision_broken_side_marked_absent(tmp_path):
             raise AssertionError('placeholder did not raise')
         print('SNIPPET-OK')
         """, pythonpath=root)
+    # The original error was logged once, at WARNING, with what to do.
+    assert out.count('nms does not exist') == 1
+    assert 'Install the torchvision release' in out
 
 
 # ------------------------------------------------------------ torch.load
@@ -170,42 +176,101 @@ class _NotAllowed:
     pass
 
 
-def test_torch_load_allows_mmengine_checkpoint_meta():
-    if not compat.torch_load_defaults_to_weights_only():
-        pytest.skip('torch < 2.6 loads with weights_only=False by default')
+def _save(obj, path):
+    torch.save(obj, str(path))
+    return str(path)
+
+
+def test_mmengine_loader_reads_checkpoint_meta(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _checkpoint_like()
-    f = io.BytesIO()
-    torch.save(ckpt, f)
-    f.seek(0)
-    loaded = torch.load(f)  # default weights_only=True
+    loaded = _load_checkpoint(_save(ckpt, tmp_path / 'c.pth'))
     np.testing.assert_array_equal(loaded['meta']['dataset_meta']['sigmas'],
                                   ckpt['meta']['dataset_meta']['sigmas'])
     assert loaded['meta']['dataset_meta']['colors'].dtype == np.uint8
     assert loaded['meta']['best'] == 0.75
     hist = loaded['meta']['message_hub']['log_scalars']['train/loss']
+    assert type(hist) is HistoryBuffer  # a real one, not the stand-in
     assert hist.current() == 0.25 and hist.mean() == pytest.approx(0.375)
+    assert '_statistics_methods' not in vars(hist)
     torch.testing.assert_close(loaded['state_dict']['w'],
                                ckpt['state_dict']['w'])
 
 
-def test_torch_load_still_rejects_arbitrary_objects():
+def test_plain_torch_load_keeps_refusing_after_import(tmp_path):
+    """The allow-list is scoped to mmengine's loader: a user's own
+    ``torch.load(weights_only=True)`` is exactly as strict as without
+    mmkp_ext."""
     if not compat.torch_load_defaults_to_weights_only():
         pytest.skip('torch < 2.6 loads with weights_only=False by default')
-    f = io.BytesIO()
-    torch.save({'meta': _NotAllowed()}, f)
-    f.seek(0)
-    with pytest.raises(Exception, match='weights_only|Unsupported global'):
-        torch.load(f)
+    from mmengine.logging import HistoryBuffer
+    buf = HistoryBuffer()
+    buf.update(1.0)
+    for obj in ({'hist': buf}, {'arr': np.array([1.5], np.float32)},
+                {'obj': np.array([{'a': 1}, None], dtype=object)}):
+        path = _save(obj, tmp_path / 'x.pth')
+        with pytest.raises(Exception, match='Weights only load failed'):
+            torch.load(path, weights_only=True)
 
 
-def test_torch_load_fix_inactive_when_not_needed(monkeypatch):
-    calls = []
-    monkeypatch.setattr(torch.serialization, 'add_safe_globals',
-                        lambda g: calls.append(g))
+def test_mmengine_loader_still_rejects_other_objects(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    for obj in ({'meta': _NotAllowed()},
+                {'obj': np.array([{'a': 1}, None], dtype=object)}):
+        path = _save(obj, tmp_path / 'bad.pth')
+        with pytest.raises(Exception, match='Weights only load failed'):
+            _load_checkpoint(path)
+
+
+def test_crafted_checkpoint_cannot_touch_statistics_methods(tmp_path):
+    """A HistoryBuffer pickled with its own statistics table (here mapping
+    'mean' to max and adding a new entry) rewrites the class-level table
+    when unpickled by HistoryBuffer.__setstate__; under mmkp_ext's scoped
+    loading the table stays exactly as it was."""
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import _load_checkpoint
+    crafted = HistoryBuffer()
+    crafted.update(1.0)
+    crafted.update(3.0)
+    crafted.__dict__['_statistics_methods'] = {
+        'mean': HistoryBuffer.max, 'evil': HistoryBuffer.min}
+    path = _save({'meta': {'hist': crafted}}, tmp_path / 'crafted.pth')
+    before = dict(HistoryBuffer._statistics_methods)
+    try:
+        # The attack is real: mmengine's own unpickling applies it.
+        torch.load(path, weights_only=False)
+        assert HistoryBuffer._statistics_methods['mean'] is HistoryBuffer.max
+    finally:
+        HistoryBuffer._statistics_methods.clear()
+        HistoryBuffer._statistics_methods.update(before)
+    loaded = _load_checkpoint(path)['meta']['hist']
+    assert HistoryBuffer._statistics_methods == before
+    assert 'evil' not in HistoryBuffer._statistics_methods
+    assert loaded.statistics('mean') == pytest.approx(2.0)
+    assert '_statistics_methods' not in vars(loaded)
+
+
+def test_scoped_loading_active_only_when_needed(monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    sentinel = classmethod(lambda cls, *a, **k: 'orig')
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', sentinel)
     compat.allow_mmengine_checkpoints(False)
-    assert calls == []
+    assert CheckpointLoader.__dict__['load_checkpoint'] is sentinel
+    seen = []
+
+    def original(cls, filename, map_location=None, logger='current'):
+        from torch.serialization import get_safe_globals
+        seen.append(get_safe_globals())
+        return 'loaded'
+
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint',
+                        classmethod(original))
     compat.allow_mmengine_checkpoints(True)
-    assert len(calls) == 1 and np.ndarray in calls[0]
+    assert CheckpointLoader.load_checkpoint('f') == 'loaded'
+    assert any(g is np.ndarray for g in seen[0])
+    from torch.serialization import get_safe_globals
+    assert not any(g is np.ndarray for g in get_safe_globals())
 
 
 def test_weights_only_detection(monkeypatch):
@@ -213,32 +278,6 @@ def test_weights_only_detection(monkeypatch):
     assert not compat.torch_load_defaults_to_weights_only()
     monkeypatch.setattr(torch, '__version__', '2.6.0')
     assert compat.torch_load_defaults_to_weights_only()
-
-
-# --------------------------------------------------- CPU distributed init
-def test_cpu_distributed_patch_only_without_cuda(monkeypatch):
-    import mmengine.dist.utils as dist_utils
-    sentinel = object()
-    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', sentinel)
-    compat.patch_cpu_distributed(cuda_available=True)
-    assert dist_utils._init_dist_pytorch is sentinel
-
-    def original(backend, init_backend='torch', **kwargs):
-        raise AssertionError('original must not run without CUDA')
-
-    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', original)
-    compat.patch_cpu_distributed(cuda_available=False)
-    patched = dist_utils._init_dist_pytorch
-    assert patched is not original and patched._mmkp_ext_cpu
-
-    seen = {}
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    monkeypatch.setattr(torch.distributed, 'init_process_group',
-                        lambda backend, **kw: seen.update(backend=backend))
-    patched('nccl')
-    assert seen['backend'] == 'gloo'
-    with pytest.raises(ValueError, match='init_backend'):
-        patched('gloo', init_backend='deepspeed')
 
 
 def test_restricted_getattr_refuses_other_lookups():
@@ -251,6 +290,84 @@ def test_restricted_getattr_refuses_other_lookups():
         compat._history_buffer_getattr(HistoryBuffer, '__init__')
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
         compat._history_buffer_getattr(np, 'load')
+
+
+# --------------------------------------------------- CPU distributed init
+def test_cpu_distributed_patch_only_without_accelerators(monkeypatch):
+    import mmengine.device as device
+    import mmengine.dist.utils as dist_utils
+    sentinel = object()
+    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', sentinel)
+    compat.patch_cpu_distributed(True)
+    assert dist_utils._init_dist_pytorch is sentinel
+
+    calls = []
+
+    def original(backend, init_backend='torch', **kwargs):
+        calls.append(backend)
+
+    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', original)
+    compat.patch_cpu_distributed(False)
+    patched = dist_utils._init_dist_pytorch
+    assert patched is not original and patched._mmkp_ext_cpu
+
+    seen = {}
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for name in ('is_npu_available', 'is_mlu_available',
+                 'is_musa_available'):
+        monkeypatch.setattr(device, name, lambda: False)
+    monkeypatch.setattr(torch.distributed, 'init_process_group',
+                        lambda backend, **kw: seen.update(backend=backend))
+    assert not compat.accelerator_available()
+    patched('nccl')
+    assert seen['backend'] == 'gloo' and calls == []
+    with pytest.raises(ValueError, match='init_backend'):
+        patched('gloo', init_backend='deepspeed')
+    # An NPU / MLU / MUSA machine without CUDA keeps mmengine's own branch.
+    for name in ('is_npu_available', 'is_mlu_available',
+                 'is_musa_available'):
+        monkeypatch.setattr(device, name, lambda: True)
+        assert compat.accelerator_available()
+        patched('hccl')
+        assert calls[-1] == 'hccl'
+        monkeypatch.setattr(device, name, lambda: False)
+    assert len(calls) == 3
+
+
+# ----------------------------------------------------- status reporting
+def test_status_reports_this_stack():
+    st = compat.status()
+    assert st['mmcv'] == compat.mmcv_status()[0]
+    assert st['torchvision'] == compat.torchvision_status()
+    if st['mmcv'] == 'lite':
+        assert 'torch_load' in st['fixes'] and 'mmcv_ops' in st['fixes']
+        assert 'mmcv-lite' in compat.report()
+    proc = run_python(['-m', 'mmkp_ext'])
+    assert 'mmcv:' in proc.stdout and 'torchvision:' in proc.stdout
+
+
+def test_full_mmcv_with_broken_extension_is_reported(tmp_path):
+    """An mmcv whose compiled extension exists but fails to load is told
+    apart from mmcv-lite, and its original error reaches the user."""
+    fake = tmp_path / 'extdir'
+    fake.mkdir()
+    (fake / '_ext.py').write_text(
+        "raise ImportError('undefined symbol: _ZN3c10fake (built for "
+        "another torch)')\n")
+    out = _run_snippet(tmp_path, f"""
+        import mmcv
+        mmcv.__path__.append({str(fake)!r})
+        import mmkp_ext
+        from mmkp_ext import compat
+        st = compat.status()
+        assert st['mmcv'] == 'broken', st
+        assert 'undefined symbol' in st['mmcv_error']
+        assert 'FAILS to load' in compat.report()
+        import mmpose.models  # still usable, as with mmcv-lite
+        print('SNIPPET-OK')
+        """)
+    assert out.count('built for another torch') >= 1
+    assert 'WARNING' in out or 'rebuild mmcv' in out
 
 
 # ------------------------------------------------ visualiser on numpy 2.4

@@ -20,6 +20,7 @@ import torch
 from _helpers import REPO_ROOT, run_python
 
 import mmkp_ext  # noqa: F401
+from mmkp_ext import compat
 from mmkp_ext.datasets import make_toy_dataset
 from mmkp_ext.utils import mmpose_tool_path
 
@@ -70,7 +71,13 @@ def test_train_saves_checkpoint_with_numpy_meta(trained):
     work, out = trained
     assert 'Epoch(train)' in out and 'Epoch(val)' in out
     assert 0.0 <= _ap(out) <= 1.0
-    ckpt = torch.load(osp.join(work, 'epoch_1.pth'))  # safe loading
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = osp.join(work, 'epoch_1.pth')
+    ckpt = _load_checkpoint(path)  # mmengine's loader, safe loading scoped
+    if compat.torch_load_defaults_to_weights_only():
+        # The allow-list is not process-wide: a plain safe load refuses.
+        with pytest.raises(Exception, match='Weights only load failed'):
+            torch.load(path, weights_only=True)
     sigmas = ckpt['meta']['dataset_meta']['sigmas']
     assert isinstance(sigmas, np.ndarray) and sigmas.shape == (17, )
     assert any(k.startswith('head.final_layer') for k in ckpt['state_dict'])
