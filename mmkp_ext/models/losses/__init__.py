@@ -1,1 +1,5 @@
 """Losses; importing registers them into ``mmpose.registry.MODELS``."""
+from .centernet_focal_loss import CenterNetFocalLoss
+from .centernet_reg_l1_loss import CenterNetRegL1Loss
+
+__all__ = ['CenterNetFocalLoss', 'CenterNetRegL1Loss']
