@@ -23,7 +23,9 @@ setup(
     python_requires='>=3.8',
     # The heavy, version-sensitive stack (torch, mmcv, mmpose, mmdet) is
     # installed by tools/install_deps.sh, because mmpose's and mmdet's own
-    # dependency lists are broken on current Python (see README).
+    # dependency lists are broken on current Python (see README). OpenCV is
+    # not listed either: the installer keeps exactly one distribution
+    # (opencv-python-headless unless the environment already has one).
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     license='Apache-2.0',
