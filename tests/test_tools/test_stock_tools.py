@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import REPO_ROOT, run_python
+from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext import compat
@@ -71,7 +72,6 @@ def test_train_saves_checkpoint_with_numpy_meta(trained):
     work, out = trained
     assert 'Epoch(train)' in out and 'Epoch(val)' in out
     assert 0.0 <= _ap(out) <= 1.0
-    from mmengine.runner.checkpoint import _load_checkpoint
     path = osp.join(work, 'epoch_1.pth')
     ckpt = _load_checkpoint(path)  # mmengine's loader, safe loading scoped
     if compat.torch_load_defaults_to_weights_only():
@@ -145,7 +145,7 @@ def test_two_process_cpu_distributed_training(toy_root, tmp_path):
     assert ckpt.is_file()
     # The DDP-trained checkpoint has plain (unwrapped) keys and evaluates
     # in a single process.
-    keys = torch.load(ckpt)['state_dict'].keys()
+    keys = _load_checkpoint(str(ckpt))['state_dict'].keys()
     assert not any(k.startswith('module.') for k in keys)
     out = run_python(['tools/test.py', CONFIG, str(ckpt), '--work-dir',
                       str(tmp_path / 'dist_test'), '--cfg-options',
