@@ -10,6 +10,9 @@ from typing import Dict, Sequence, Union
 from .category_layouts import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
                                get_category_keypoint_ranges,
                                keypoint_category_matrix)
+from . import transforms  # noqa: F401
+from .deepfashion2_full_dataset import (DEEPFASHION2_FULL_METAINFO_FILE,
+                                        DeepFashion2FullDataset)
 from .toy_common import write_coco_dataset
 from .toy_fashion import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
                           FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
@@ -85,6 +88,7 @@ __all__ = [
     'DEEPFASHION2_CATEGORY_RANGES', 'KNOWN_LAYOUTS',
     'get_category_keypoint_ranges', 'keypoint_category_matrix',
     'make_toy_dataset', 'TOY_KINDS', 'ToyFashionDataset',
+    'DeepFashion2FullDataset', 'DEEPFASHION2_FULL_METAINFO_FILE',
     'FASHION_CATEGORIES', 'FASHION_KEYPOINT_NAMES', 'FASHION_FLIP_INDICES',
     'FASHION_NUM_KEYPOINTS', 'FASHION_METAINFO_FILE', 'category_slice',
     'COCO_KEYPOINT_NAMES', 'COCO_SKELETON'

@@ -1,1 +1,4 @@
-"""Pose_estimators; importing registers them into ``mmpose.registry.MODELS``."""
+"""Pose estimators; importing registers them into mmpose's MODELS."""
+from .centernet_pose_estimator import CenterNetPoseEstimator
+
+__all__ = ['CenterNetPoseEstimator']
