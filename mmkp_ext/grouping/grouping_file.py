@@ -20,8 +20,7 @@ import numpy as np
 
 __all__ = [
     'GROUPING_FIELDS', 'load_grouping', 'save_grouping', 'identity_grouping',
-    'validate_group', 'group_counts', 'inconsistent_pairs',
-    'undecodable_pairs'
+    'validate_group', 'group_counts', 'inconsistent_pairs', 'undecodable_pairs'
 ]
 
 #: Required fields of a grouping JSON object.
@@ -37,7 +36,8 @@ def _is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def validate_group(group, num_keypoints: int,
+def validate_group(group,
+                   num_keypoints: int,
                    field: str = 'group') -> List[int]:
     """Check one keypoint -> group map and return it as a list of ints.
 
@@ -118,9 +118,8 @@ def _check_counts(counts, reg_group: List[int],
                     f'counts["{head}"][{g}] = {n!r} is not an integer')
         want = expected[head]
         if len(given) != len(want):
-            raise ValueError(
-                f'counts["{head}"] has {len(given)} entries but '
-                f'{head}_group has {len(want)} groups')
+            raise ValueError(f'counts["{head}"] has {len(given)} entries but '
+                             f'{head}_group has {len(want)} groups')
         bad = [g for g, (a, b) in enumerate(zip(given, want)) if a != b]
         if bad:
             g = bad[0]
@@ -247,10 +246,10 @@ def save_grouping(path: Union[str, os.PathLike],
         dict: the validated grouping as :func:`load_grouping` returns it
         (reading the file back gives an equal dict).
     """
-    reg_group = (reg_group.tolist()
-                 if isinstance(reg_group, np.ndarray) else reg_group)
-    hm_group = (hm_group.tolist()
-                if isinstance(hm_group, np.ndarray) else hm_group)
+    reg_group = (
+        reg_group.tolist() if isinstance(reg_group, np.ndarray) else reg_group)
+    hm_group = (
+        hm_group.tolist() if isinstance(hm_group, np.ndarray) else hm_group)
     obj = dict(
         num_keypoints=len(reg_group),
         reg_group=reg_group,
@@ -337,5 +336,6 @@ def undecodable_pairs(reg_group: Sequence[int], hm_group: Sequence[int],
     their heatmap channel coincide, so decoding cannot tell them apart (the
     spec's "matrix of ambiguous decoding" counts these)."""
     reg = set(inconsistent_pairs(reg_group, category_ranges))
-    return [p for p in inconsistent_pairs(hm_group, category_ranges)
-            if p in reg]
+    return [
+        p for p in inconsistent_pairs(hm_group, category_ranges) if p in reg
+    ]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from mmkp_ext.grouping import (identity_grouping, inconsistent_pairs,
-                               load_grouping, save_grouping,
-                               undecodable_pairs)
+                               load_grouping, save_grouping, undecodable_pairs)
 
 
 def good(**overrides):
@@ -44,8 +43,12 @@ def test_counts_are_computed_when_absent(tmp_path):
 
 def test_save_then_load_round_trip(tmp_path):
     path = tmp_path / 'sub' / 'grouping.json'
-    saved = save_grouping(path, np.array([1, 0, 1, 0]), [0, 0, 1, 1],
-                          'offsets', 'ann.json', meta=dict(linkage='average'))
+    saved = save_grouping(
+        path,
+        np.array([1, 0, 1, 0]), [0, 0, 1, 1],
+        'offsets',
+        'ann.json',
+        meta=dict(linkage='average'))
     loaded = load_grouping(str(path), num_keypoints=4)
     assert loaded == saved
     assert loaded['reg_group'] == [1, 0, 1, 0]
@@ -53,8 +56,10 @@ def test_save_then_load_round_trip(tmp_path):
     assert loaded['meta'] == dict(linkage='average')
     # the file itself is the documented JSON object
     raw = json.loads(path.read_text())
-    assert set(raw) == {'num_keypoints', 'reg_group', 'hm_group', 'method',
-                        'source', 'counts', 'meta'}
+    assert set(raw) == {
+        'num_keypoints', 'reg_group', 'hm_group', 'method', 'source', 'counts',
+        'meta'
+    }
 
 
 def test_identity_grouping():
@@ -66,35 +71,31 @@ def test_identity_grouping():
         identity_grouping(0)
 
 
-@pytest.mark.parametrize(
-    'overrides, exc, pattern',
-    [
-        (dict(reg_group=[0, 1, 0, 2]), ValueError,
-         r'reg_group has 4 entries but there are 5 keypoints'),
-        (dict(hm_group=[0, 1, 2, 3, 0, 1]), ValueError,
-         r'hm_group has 6 entries'),
-        (dict(reg_group=[0, 1, -1, 2, 1]), ValueError,
-         r'reg_group\[2\] = -1 is negative'),
-        (dict(reg_group=[0, 1, 0, 3, 1]), ValueError,
-         r'reg_group uses group indices up to 3 but groups \[2\] are empty'),
-        (dict(hm_group=[0, 1, 2.0, 3, 0]), TypeError,
-         r'hm_group\[2\] = 2.0 is not an integer'),
-        (dict(hm_group=[0, 1, True, 3, 0]), TypeError,
-         r'hm_group\[2\] = True is not an integer'),
-        (dict(reg_group='01021'), TypeError, 'reg_group must be a list'),
-        (dict(num_keypoints='5'), TypeError, 'num_keypoints'),
-        (dict(method=''), ValueError, 'method must be a non-empty'),
-        (dict(source=None), TypeError, 'source must be a string'),
-        (dict(counts=dict(reg=[2, 1, 2], hm=[2, 1, 1, 1])), ValueError,
-         r'counts\["reg"\]\[1\] = 1 but reg_group puts 2 keypoints'),
-        (dict(counts=dict(reg=[2, 2, 1], hm=[2, 1, 1])), ValueError,
-         r'counts\["hm"\] has 3 entries but hm_group has 4 groups'),
-        (dict(counts=dict(reg=[2, 2, 1])), ValueError,
-         'exactly the keys "reg" and "hm"'),
-        (dict(reg_groups=[0]), ValueError, r"unknown field\(s\) \['reg_groups"),
-    ])
-def test_invalid_groupings_name_the_problem(tmp_path, overrides, exc,
-                                            pattern):
+@pytest.mark.parametrize('overrides, exc, pattern', [
+    (dict(reg_group=[0, 1, 0, 2]), ValueError,
+     r'reg_group has 4 entries but there are 5 keypoints'),
+    (dict(hm_group=[0, 1, 2, 3, 0, 1]), ValueError, r'hm_group has 6 entries'),
+    (dict(reg_group=[0, 1, -1, 2, 1]), ValueError,
+     r'reg_group\[2\] = -1 is negative'),
+    (dict(reg_group=[0, 1, 0, 3, 1]), ValueError,
+     r'reg_group uses group indices up to 3 but groups \[2\] are empty'),
+    (dict(hm_group=[0, 1, 2.0, 3, 0]), TypeError,
+     r'hm_group\[2\] = 2.0 is not an integer'),
+    (dict(hm_group=[0, 1, True, 3, 0]), TypeError,
+     r'hm_group\[2\] = True is not an integer'),
+    (dict(reg_group='01021'), TypeError, 'reg_group must be a list'),
+    (dict(num_keypoints='5'), TypeError, 'num_keypoints'),
+    (dict(method=''), ValueError, 'method must be a non-empty'),
+    (dict(source=None), TypeError, 'source must be a string'),
+    (dict(counts=dict(reg=[2, 1, 2], hm=[2, 1, 1, 1])), ValueError,
+     r'counts\["reg"\]\[1\] = 1 but reg_group puts 2 keypoints'),
+    (dict(counts=dict(reg=[2, 2, 1], hm=[2, 1, 1])), ValueError,
+     r'counts\["hm"\] has 3 entries but hm_group has 4 groups'),
+    (dict(counts=dict(reg=[2, 2, 1])), ValueError,
+     'exactly the keys "reg" and "hm"'),
+    (dict(reg_groups=[0]), ValueError, r"unknown field\(s\) \['reg_groups"),
+])
+def test_invalid_groupings_name_the_problem(tmp_path, overrides, exc, pattern):
     with pytest.raises(exc, match=pattern):
         load_grouping(write(tmp_path, good(**overrides)))
 

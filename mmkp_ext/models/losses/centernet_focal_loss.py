@@ -85,17 +85,16 @@ class CenterNetFocalLoss(nn.Module):
         neg = gt.lt(1).to(x.dtype)
         if channel_mask is not None:
             if channel_mask.shape != logits.shape[:2]:
-                raise ValueError(
-                    f'channel_mask must have shape (B, C) = '
-                    f'{tuple(logits.shape[:2])}, got '
-                    f'{tuple(channel_mask.shape)}')
+                raise ValueError(f'channel_mask must have shape (B, C) = '
+                                 f'{tuple(logits.shape[:2])}, got '
+                                 f'{tuple(channel_mask.shape)}')
             m = channel_mask.to(x.dtype)[:, :, None, None]
             pos = pos * m
             neg = neg * m
 
         pos_loss = (log_p * (1 - p).pow(self.alpha) * pos).sum()
-        neg_loss = (log_1mp * p.pow(self.alpha) *
-                    (1 - gt).pow(self.beta) * neg).sum()
+        neg_loss = (log_1mp * p.pow(self.alpha) * (1 - gt).pow(self.beta) *
+                    neg).sum()
         num_pos = pos.sum()
         if num_pos > 0:
             loss = -(pos_loss + neg_loss) / num_pos

@@ -56,8 +56,7 @@ def test_focal_matches_formula():
     logits, gt = make_case()
     loss = CenterNetFocalLoss()(logits, gt)
     assert loss.dim() == 0
-    assert loss.item() == pytest.approx(focal_reference(logits, gt),
-                                        rel=1e-10)
+    assert loss.item() == pytest.approx(focal_reference(logits, gt), rel=1e-10)
 
 
 def test_focal_clamps_like_the_spec():
@@ -67,8 +66,7 @@ def test_focal_clamps_like_the_spec():
     logits[1, 0, 3, 3] = 50.0  # a negative, badly hit
     loss = CenterNetFocalLoss()(logits, gt)
     assert torch.isfinite(loss)
-    assert loss.item() == pytest.approx(focal_reference(logits, gt),
-                                        rel=1e-10)
+    assert loss.item() == pytest.approx(focal_reference(logits, gt), rel=1e-10)
 
 
 def test_focal_without_positives_is_minus_neg_sum():
@@ -86,8 +84,7 @@ def test_masked_focal_matches_formula_and_counts_unmasked_positives():
     # Positives at (0,0), (0,2), (1,1) count; (1,2) is masked out: 3 not 4.
     assert loss.item() == pytest.approx(
         focal_reference(logits, gt, mask.tolist()), rel=1e-10)
-    assert loss.item() != pytest.approx(
-        focal_reference(logits, gt), rel=1e-3)
+    assert loss.item() != pytest.approx(focal_reference(logits, gt), rel=1e-3)
 
 
 def test_masked_focal_ignores_masked_channels_exactly():
@@ -134,8 +131,8 @@ def test_reg_l1_formula():
     loss = CenterNetRegL1Loss()(pred, gt, mask)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     built = MODELS.build(dict(type='CenterNetRegL1Loss', loss_weight=0.1))
-    assert built(pred, gt, mask).item() == pytest.approx(0.1 * expected,
-                                                         rel=1e-6)
+    assert built(pred, gt, mask).item() == pytest.approx(
+        0.1 * expected, rel=1e-6)
 
 
 def test_reg_l1_broadcast_mask_and_empty():

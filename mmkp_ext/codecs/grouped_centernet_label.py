@@ -1,0 +1,1024 @@
+"""Targets and decoding of the grouped multi-class CenterNet pose model.
+
+Method: "Efficient grouping for keypoint detection" (arXiv 2010.12390), built
+on CenterNet's multi-pose model; formulas in
+``shared/specs/centernet_grouping.md``. Coordinates: the codec works in
+model-input pixels (what mmpose's bottom-up pipeline delivers) and in output
+pixels ``x_out = x_in * W / w`` (``(w, h)`` input size, ``(W, H)`` output
+size, stride 4 normally); integer cell ``(i, j)`` covers
+``[j, j + 1) x [i, i + 1)`` in output pixels, as in CenterNet.
+
+Head outputs (:data:`OUTPUT_KEYS`, each ``(B, ch, H, W)``):
+
+====================  =========  =========================================
+key                   channels   meaning
+====================  =========  =========================================
+``center_heatmap``    ``C``      object centres per class (logits)
+``center_offset``     2          sub-pixel centre offset ``ct - floor(ct)``
+``box_size``          2          box ``(w, h)`` in output pixels
+``keypoint_reg``      ``2*G_r``  ``kp - floor(ct)`` of group ``g`` in
+                                 channels ``(2g, 2g+1)``, read at the centre
+``keypoint_heatmap``  ``G_h``    keypoints of group ``g`` (logits)
+``keypoint_offset``   2          ``kp - floor(kp)``, read at a keypoint cell
+====================  =========  =========================================
+"""
+import math
+import warnings
+from numbers import Integral, Real
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmpose.codecs.base import BaseKeypointCodec
+from mmpose.registry import KEYPOINT_CODECS
+
+from mmkp_ext.datasets.category_layouts import (get_category_keypoint_ranges,
+                                                keypoint_category_matrix)
+from mmkp_ext.grouping.grouping_file import (inconsistent_pairs, load_grouping,
+                                             undecodable_pairs, validate_group)
+
+__all__ = [
+    'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',
+    'resolve_grouping', 'OUTPUT_KEYS', 'DECODE_MODES'
+]
+
+#: Names (and order) of the six head outputs.
+OUTPUT_KEYS = ('center_heatmap', 'center_offset', 'box_size', 'keypoint_reg',
+               'keypoint_heatmap', 'keypoint_offset')
+#: Keypoint refinement modes of :meth:`GroupedCenterNetLabel.batch_decode`.
+DECODE_MODES = ('rescore', 'nearest')
+
+#: Heatmap targets become logits clamped like the focal loss's probabilities.
+_P_EPS = 1e-4
+
+
+def gaussian_radius(height, width, min_overlap: float = 0.7) -> np.ndarray:
+    """CenterNet's Gaussian radius for boxes of the given size.
+
+    The smallest of CenterNet's three roots (``utils/image.py``, kept exactly
+    as in its code, which trained models expect)::
+
+        r1 = (b1 + sqrt(b1^2 - 4 a1 c1)) / 2,  a1 = 1, b1 = h + w,
+             c1 = w h (1 - m) / (1 + m)
+        r2 = (b2 + sqrt(b2^2 - 4 a2 c2)) / 2,  a2 = 4, b2 = 2 (h + w),
+             c2 = (1 - m) w h
+        r3 = (b3 + sqrt(b3^2 - 4 a3 c3)) / 2,  a3 = 4 m, b3 = -2 m (h + w),
+             c3 = (m - 1) w h
+
+    Args:
+        height, width: box size(s) in output pixels (scalars or arrays).
+        min_overlap (float): ``m``, the IoU a box shifted by the radius keeps.
+
+    Returns:
+        np.ndarray: float64 radius, broadcast shape of the inputs.
+    """
+    h = np.asarray(height, dtype=np.float64)
+    w = np.asarray(width, dtype=np.float64)
+    m = float(min_overlap)
+    b1 = h + w
+    c1 = w * h * (1 - m) / (1 + m)
+    r1 = (b1 + np.sqrt(b1**2 - 4 * c1)) / 2
+    b2 = 2 * (h + w)
+    c2 = (1 - m) * w * h
+    r2 = (b2 + np.sqrt(b2**2 - 16 * c2)) / 2
+    a3 = 4 * m
+    b3 = -2 * m * (h + w)
+    c3 = (m - 1) * w * h
+    r3 = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return np.minimum(np.minimum(r1, r2), r3)
+
+
+def draw_gaussians(heatmaps: np.ndarray, channels: np.ndarray, xs: np.ndarray,
+                   ys: np.ndarray, radii: np.ndarray) -> None:
+    """Max-merge CenterNet Gaussians into ``heatmaps`` in place, all at once.
+
+    Gaussian ``m`` lives on channel ``channels[m]``, centred on the integer
+    cell ``(xs[m], ys[m])``, in a ``(2r+1) x (2r+1)`` window (``r =
+    radii[m]``) with ``sigma = (2r+1)/6``: value ``exp(-(dx^2 + dy^2) /
+    (2 sigma^2))`` at offset ``(dx, dy)``, 1 at the centre. Parts outside the
+    map are cut off; overlaps keep the elementwise maximum. (CenterNet also
+    zeroes values below ``eps * max``; inside the window they never are.)
+
+    Args:
+        heatmaps (np.ndarray): ``(C, H, W)`` float array, modified.
+        channels, xs, ys, radii (np.ndarray): ``(M,)`` integers.
+    """
+    if len(channels) == 0:
+        return
+    C, H, W = heatmaps.shape
+    radii = np.asarray(radii, dtype=np.int64)
+    sizes = 2 * radii + 1
+    counts = sizes * sizes
+    # Ragged windows flattened into one array: element e belongs to
+    # Gaussian owner[e] and is its local[e]-th window cell.
+    owner = np.repeat(np.arange(len(radii)), counts)
+    starts = np.cumsum(counts) - counts
+    local = np.arange(int(counts.sum())) - np.repeat(starts, counts)
+    size_e = sizes[owner]
+    r_e = radii[owner]
+    dy = local // size_e - r_e
+    dx = local % size_e - r_e
+    x = np.asarray(xs, dtype=np.int64)[owner] + dx
+    y = np.asarray(ys, dtype=np.int64)[owner] + dy
+    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    sigma = size_e[inside] / 6.0
+    d2 = (dx[inside]**2 + dy[inside]**2).astype(np.float64)
+    values = np.exp(-d2 / (2 * sigma * sigma)).astype(heatmaps.dtype)
+    flat = (np.asarray(channels, dtype=np.int64)[owner][inside] * H +
+            y[inside]) * W + x[inside]
+    np.maximum.at(heatmaps.reshape(-1), flat, values)
+
+
+def resolve_grouping(num_keypoints: int,
+                     reg_group: Optional[Sequence[int]] = None,
+                     hm_group: Optional[Sequence[int]] = None,
+                     grouping_file=None) -> Tuple[List[int], List[int]]:
+    """Turn the grouping arguments shared by the codec and the head into two
+    validated lists.
+
+    Either ``grouping_file`` (a grouping JSON path or dict, see
+    ``docs/grouping_json.md``) or ``reg_group`` / ``hm_group`` (each
+    optional, identity when ``None``); not both.
+
+    Raises:
+        ValueError: both a file and lists, or a map that breaks the rules of
+            :func:`mmkp_ext.grouping.validate_group` (e.g. a length different
+            from ``num_keypoints``).
+    """
+    if grouping_file is not None:
+        if reg_group is not None or hm_group is not None:
+            raise ValueError('give either grouping_file or reg_group/hm_group'
+                             ', not both')
+        g = load_grouping(grouping_file, num_keypoints=num_keypoints)
+        return g['reg_group'], g['hm_group']
+    ident = list(range(num_keypoints))
+    reg = (
+        ident if reg_group is None else validate_group(
+            reg_group, num_keypoints, 'reg_group'))
+    hm = (
+        list(ident) if hm_group is None else validate_group(
+            hm_group, num_keypoints, 'hm_group'))
+    return reg, hm
+
+
+def _check_size(name: str, value) -> Tuple[int, int]:
+    if (not isinstance(value, Sequence) or len(value) != 2 or not all(
+            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
+            for v in value)):
+        raise ValueError(f'{name} must be (width, height) positive ints, got '
+                         f'{value!r}')
+    return int(value[0]), int(value[1])
+
+
+def _check_positive(name: str, value, integer: bool = False):
+    kind = Integral if integer else Real
+    if (isinstance(value, bool) or not isinstance(value, kind)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f'{name} must be a {"int" if integer else "number"}'
+                         f' > 0, got {value!r}')
+
+
+@KEYPOINT_CODECS.register_module()
+class GroupedCenterNetLabel(BaseKeypointCodec):
+    """CenterNet multi-pose targets with keypoint grouping and multiple
+    classes; batched torch decoding with Gaussian rescoring.
+
+    Encoding (per image, :meth:`encode`): every object ``n`` of class ``c =
+    category_id - 1`` with box ``b`` (clipped to the output map) gets
+
+    - a Gaussian at ``floor(ct)`` on ``center_heatmap[c]`` (``ct`` = box
+      centre, radius ``r = max(0, int(gaussian_radius(ceil(h), ceil(w),
+      min_overlap)))``, ``sigma = (2r+1)/6``, max-merged);
+    - ``center_offset = ct - floor(ct)``, ``box_size = (w, h)`` (output px);
+    - for each *labelled* keypoint ``k`` of its class (visible > 0, finite,
+      inside ``[0, W) x [0, H)`` after scaling): ``kp - floor(ct)`` in slots
+      ``(2 reg_group[k], 2 reg_group[k] + 1)`` of ``keypoint_reg`` with mask
+      1, a Gaussian of the object's radius at ``floor(kp)`` on
+      ``keypoint_heatmap[hm_group[k]]``, and ``kp - floor(kp)`` as its
+      keypoint offset target at cell ``floor(kp)``.
+
+    Keypoints outside the object's class range are ignored (never targets,
+    decoded as 0 with score 0). Defined handling of bad input:
+
+    - box of zero area after clipping (or a non-finite coordinate): the
+      object is skipped entirely, like CenterNet (no centre, size, offset,
+      regression or keypoint targets; ``center_mask = 0``; its class does
+      not count as present);
+    - keypoints outside the output map, or with a NaN/inf coordinate: not
+      labelled (never written into any target);
+    - ``category_id`` outside ``1..C`` (or non-integer): ``ValueError``
+      naming the id; no objects (N = 0): empty, correctly shaped targets.
+
+    Grouping: ``reg_group`` / ``hm_group`` lists or a ``grouping_file``
+    (identity when neither). Two keypoints of one class in one regression
+    group would need two targets in one cell: construction raises
+    ``ValueError`` listing the pairs unless ``allow_inconsistent=True``, whose
+    rule is: per class and regression group the keypoint with the lowest
+    index owns the group's target; the class's other keypoints of that group
+    get regression mask 0 for every object (a warning names them once). At
+    decode their coarse position is the owner's (the group's regression) and
+    the heatmap refinement has to find them.
+
+    Packed targets (PackPoseInputs, see the mapping tables):
+
+    - ``gt_fields`` (PixelData): ``center_heatmap`` ``(C, H, W)``,
+      ``keypoint_heatmap`` ``(G_h, H, W)``;
+    - ``gt_instance_labels`` (one row per input object, N may be 0):
+      ``center_index`` ``(N,)`` int64 flat cell ``y * W + x`` of
+      ``floor(ct)``, ``center_mask`` ``(N,)``, ``center_offset`` ``(N, 2)``,
+      ``box_size`` ``(N, 2)``, ``class_index`` ``(N,)`` int64 ``c``,
+      ``keypoint_reg`` / ``keypoint_reg_mask`` ``(N, 2*G_r)``,
+      ``keypoint_index`` ``(N, K)`` int64 flat cell of ``floor(kp)``,
+      ``keypoint_offset`` / ``keypoint_offset_mask`` ``(N, K, 2)``.
+      Regression targets are sparse (gathered at these indices by the
+      head), never dense ``(2*G_r, H, W)`` maps;
+    - ``gt_instances``: mmpose's default instance fields plus
+      ``category_id``.
+
+    The per-image present-class channel mask for the masked keypoint-heatmap
+    loss is returned by :meth:`encode` as ``keypoint_channel_mask``
+    ``(G_h,)`` but not packed (a per-image vector fits neither PixelData nor
+    InstanceData); the head recomputes exactly the same mask from
+    ``class_index`` and ``center_mask`` with :meth:`channel_mask`.
+
+    Args:
+        input_size (tuple[int, int]): model input ``(w, h)``.
+        heatmap_size (tuple[int, int]): output map ``(W, H)`` (input / 4).
+        num_keypoints (int): ``K``, keypoints per instance (all classes).
+        category_keypoints (str | list, optional): class keypoint ranges, a
+            layout name or ``(first, last)`` pairs (see
+            :func:`mmkp_ext.datasets.category_layouts.
+            get_category_keypoint_ranges`); class ``c`` = category id
+            ``c + 1``. ``None``: one class owning all keypoints.
+        reg_group, hm_group (list[int], optional): keypoint -> group maps.
+        grouping_file (str | dict, optional): grouping JSON instead.
+        allow_inconsistent (bool): accept same-class pairs in a regression
+            group with the lowest-index rule above.
+        min_overlap (float): ``gaussian_radius``'s IoU, 0.7.
+        decode_mode (str): ``'rescore'`` or ``'nearest'``.
+        rescore_sigma (float): std of the rescoring Gaussian, output pixels;
+            tune it per model on validation data.
+        rescore_window (float): the rescoring argmax is first searched in a
+            window of half-size ``ceil(rescore_window * sigma)``; queries
+            whose window maximum could be beaten outside are redone over the
+            whole map, so the result is the exact argmax either way.
+        topk (int): objects decoded per image (centre peaks, all classes);
+            also the peaks per channel of ``'nearest'``.
+        nearest_score_thr (float): ``'nearest'`` ignores peaks below it.
+        nearest_dist_ratio (float): ``'nearest'`` keeps the coarse point if
+            the nearest peak is farther than this times ``max(w, h)`` of the
+            box (or outside the box).
+        chunk_elements (int): memory bound for the batched refinement: about
+            this many float elements per intermediate tensor.
+    """
+
+    auxiliary_encode_keys = {'bbox', 'category_id'}
+
+    field_mapping_table = dict(
+        center_heatmap='center_heatmap', keypoint_heatmap='keypoint_heatmap')
+
+    label_mapping_table = dict(
+        center_index='center_index',
+        center_mask='center_mask',
+        center_offset='center_offset',
+        box_size='box_size',
+        class_index='class_index',
+        keypoint_reg='keypoint_reg',
+        keypoint_reg_mask='keypoint_reg_mask',
+        keypoint_index='keypoint_index',
+        keypoint_offset='keypoint_offset',
+        keypoint_offset_mask='keypoint_offset_mask')
+
+    # A codec's table replaces PackPoseInputs' default: mmpose's defaults
+    # are repeated, plus the per-instance category id for the metric.
+    instance_mapping_table = dict(
+        bbox='bboxes',
+        bbox_score='bbox_scores',
+        keypoints='keypoints',
+        keypoints_cam='keypoints_cam',
+        keypoints_visible='keypoints_visible',
+        bbox_scale='bbox_scales',
+        head_size='head_size',
+        category_id='category_id')
+
+    def __init__(self,
+                 input_size: Tuple[int, int],
+                 heatmap_size: Tuple[int, int],
+                 num_keypoints: int,
+                 category_keypoints: Union[str, Sequence, None] = None,
+                 reg_group: Optional[Sequence[int]] = None,
+                 hm_group: Optional[Sequence[int]] = None,
+                 grouping_file=None,
+                 allow_inconsistent: bool = False,
+                 min_overlap: float = 0.7,
+                 decode_mode: str = 'rescore',
+                 rescore_sigma: float = 2.0,
+                 rescore_window: float = 4.0,
+                 topk: int = 100,
+                 nearest_score_thr: float = 0.1,
+                 nearest_dist_ratio: float = 0.3,
+                 chunk_elements: int = 1 << 22):
+        super().__init__()
+        self.input_size = _check_size('input_size', input_size)
+        self.heatmap_size = _check_size('heatmap_size', heatmap_size)
+        _check_positive('num_keypoints', num_keypoints, integer=True)
+        self.num_keypoints = K = int(num_keypoints)
+        if category_keypoints is None:
+            self.category_ranges = [(0, K - 1)]
+        else:
+            self.category_ranges = get_category_keypoint_ranges(
+                category_keypoints, K)
+        self.num_classes = C = len(self.category_ranges)
+        self.reg_group, self.hm_group = resolve_grouping(
+            K, reg_group, hm_group, grouping_file)
+        self.num_reg_groups = max(self.reg_group) + 1
+        self.num_hm_groups = max(self.hm_group) + 1
+        if not 0 < min_overlap < 1:
+            raise ValueError(
+                f'min_overlap must lie in (0, 1), got {min_overlap!r}')
+        self.min_overlap = float(min_overlap)
+        if decode_mode not in DECODE_MODES:
+            raise ValueError(f'decode_mode must be one of {DECODE_MODES}, '
+                             f'got {decode_mode!r}')
+        self.decode_mode = decode_mode
+        _check_positive('rescore_sigma', rescore_sigma)
+        _check_positive('rescore_window', rescore_window)
+        _check_positive('topk', topk, integer=True)
+        _check_positive('nearest_dist_ratio', nearest_dist_ratio)
+        _check_positive('chunk_elements', chunk_elements, integer=True)
+        self.rescore_sigma = float(rescore_sigma)
+        self.rescore_window = float(rescore_window)
+        self.topk = int(topk)
+        self.nearest_score_thr = float(nearest_score_thr)
+        self.nearest_dist_ratio = float(nearest_dist_ratio)
+        self.chunk_elements = int(chunk_elements)
+
+        w, h = self.input_size
+        W, H = self.heatmap_size
+        #: input pixels per output pixel, (x, y)
+        self.stride = np.array([w / W, h / H], dtype=np.float64)
+
+        reg = np.asarray(self.reg_group)
+        hm = np.asarray(self.hm_group)
+        #: (C, K) bool: keypoint k belongs to class c
+        self.class_keypoints = keypoint_category_matrix(
+            self.category_ranges, K)
+        #: (C, G_h) bool: heatmap channel g holds a keypoint of class c
+        self.class_channels = np.zeros((C, self.num_hm_groups), dtype=bool)
+        cc, kk = np.nonzero(self.class_keypoints)
+        self.class_channels[cc, hm[kk]] = True
+
+        # Regression owners: per class and group, the lowest keypoint index.
+        self.reg_owner = np.zeros((C, K), dtype=bool)
+        for c, (first, last) in enumerate(self.category_ranges):
+            _, first_pos = np.unique(reg[first:last + 1], return_index=True)
+            self.reg_owner[c, first + first_pos] = True
+        pairs = inconsistent_pairs(self.reg_group, self.category_ranges)
+        self.inconsistent_pairs = pairs
+        self.allow_inconsistent = bool(allow_inconsistent)
+        if pairs:
+            shown = ', '.join(f'({a}, {b})' for a, b in pairs[:30])
+            more = f' and {len(pairs) - 30} more' if len(pairs) > 30 else ''
+            if not allow_inconsistent:
+                raise ValueError(
+                    f'reg_group puts {len(pairs)} pair(s) of keypoints of one '
+                    f'category in one regression group: {shown}{more}. Such '
+                    'a pair would need two targets in one cell; change the '
+                    'grouping or pass allow_inconsistent=True (the lower '
+                    'keypoint index keeps the target, the others are masked)')
+            losers = np.flatnonzero(
+                self.class_keypoints.any(0)
+                & ~self.reg_owner.any(0)).tolist()
+            both = undecodable_pairs(self.reg_group, self.hm_group,
+                                     self.category_ranges)
+            msg = (f'allow_inconsistent=True: {len(pairs)} same-category '
+                   f'pair(s) share a regression group ({shown}{more}); '
+                   f'keypoints {losers} get no regression target (the lowest '
+                   'index of their category in the group keeps it)')
+            if both:
+                msg += (f'; pairs {both} also share a heatmap group and '
+                        'cannot be told apart at decode')
+            warnings.warn(msg, stacklevel=2)
+
+        # Decoding slots: class c decodes the keypoints class_slots[c, :]
+        # (padded with K, a dummy column dropped at the end).
+        sizes = self.class_keypoints.sum(1)
+        self.num_slots = S = int(sizes.max())
+        self.class_slots = np.full((C, S), K, dtype=np.int64)
+        for c in range(C):
+            ks = np.flatnonzero(self.class_keypoints[c])
+            self.class_slots[c, :len(ks)] = ks
+        self._torch_cache: Dict[torch.device, Dict[str, Tensor]] = {}
+
+    # ------------------------------------------------------------------
+    # encoding
+    # ------------------------------------------------------------------
+    @property
+    def num_output_channels(self) -> int:
+        """Channels of the six head outputs together:
+        ``C + 2 + 2 + 2 G_r + G_h + 2``."""
+        return (self.num_classes + 6 + 2 * self.num_reg_groups +
+                self.num_hm_groups)
+
+    def _class_index(self, category_id, num: int) -> np.ndarray:
+        if category_id is None:
+            if self.num_classes == 1:
+                return np.zeros(num, dtype=np.int64)
+            raise ValueError(
+                f'category_id is required with {self.num_classes} classes '
+                "(add it to the codec's auxiliary_encode_keys flow)")
+        cat = np.asarray(category_id).reshape(-1)
+        if cat.shape[0] != num:
+            raise ValueError(f'category_id has {cat.shape[0]} entries for '
+                             f'{num} objects')
+        if num == 0:
+            return np.zeros(0, dtype=np.int64)
+        catf = cat.astype(np.float64)
+        bad = ~np.isfinite(catf) | (catf != np.round(catf)) | (catf < 1) | (
+            catf > self.num_classes)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f'unknown category_id {cat[i].item()!r} (object {i}); this '
+                f'codec has {self.num_classes} classes, ids '
+                f'1..{self.num_classes}')
+        return catf.astype(np.int64) - 1
+
+    def channel_mask(self, class_index: np.ndarray,
+                     center_mask: np.ndarray) -> np.ndarray:
+        """Present-class channel mask ``(G_h,)`` bool of one image: channel
+        ``g`` counts if a keypoint mapped to it belongs to the class of an
+        encoded object (``center_mask > 0``)."""
+        present = np.asarray(class_index)[np.asarray(center_mask) > 0]
+        return self.class_channels[present].any(0)
+
+    def encode(self,
+               keypoints: np.ndarray,
+               keypoints_visible: Optional[np.ndarray] = None,
+               bbox: Optional[np.ndarray] = None,
+               category_id: Optional[np.ndarray] = None) -> dict:
+        """Encode the objects of one image (see the class docstring).
+
+        Args:
+            keypoints (np.ndarray): ``(N, K, D)``, D >= 2, input pixels.
+            keypoints_visible (np.ndarray, optional): ``(N, K)`` (or ``(N, K,
+                2)``, first plane used); > 0 means labelled. ``None``: all.
+            bbox (np.ndarray): ``(N, 4)`` xyxy boxes in input pixels.
+            category_id (np.ndarray, optional): ``(N,)`` 1-based category
+                ids; may be omitted with one class.
+
+        Returns:
+            dict: the packed targets listed in the class docstring plus
+            ``keypoint_channel_mask`` ``(G_h,)`` bool (not packed).
+        """
+        K = self.num_keypoints
+        W, H = self.heatmap_size
+        C, Gr, Gh = self.num_classes, self.num_reg_groups, self.num_hm_groups
+        kpts = np.asarray(keypoints, dtype=np.float64)
+        if kpts.ndim != 3 or kpts.shape[1] != K or kpts.shape[2] < 2:
+            raise ValueError(f'keypoints must have shape (N, {K}, 2), got '
+                             f'{kpts.shape}')
+        N = kpts.shape[0]
+        kpts = kpts[..., :2]
+        if keypoints_visible is None:
+            vis = np.ones((N, K))
+        else:
+            vis = np.asarray(keypoints_visible, dtype=np.float64)
+            if vis.ndim == 3:
+                vis = vis[..., 0]
+            if vis.shape != (N, K):
+                raise ValueError(f'keypoints_visible must have shape ({N}, '
+                                 f'{K}), got {vis.shape}')
+        if bbox is None:
+            raise ValueError('bbox (N, 4) xyxy is required (auxiliary encode '
+                             'key)')
+        boxes = np.asarray(bbox, dtype=np.float64)
+        if N == 0 and boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.shape != (N, 4):
+            raise ValueError(f'bbox must have shape ({N}, 4), got '
+                             f'{np.shape(bbox)}')
+        cls = self._class_index(category_id, N)
+
+        # --- objects: boxes in output pixels, clipped like CenterNet
+        scale = 1.0 / self.stride
+        boxes = boxes * np.tile(scale, 2)
+        finite = np.isfinite(boxes).all(1)
+        boxes = np.where(finite[:, None], boxes, 0.0)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, W - 1)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, H - 1)
+        bw = boxes[:, 2] - boxes[:, 0]
+        bh = boxes[:, 3] - boxes[:, 1]
+        valid = finite & (bw > 0) & (bh > 0)
+        radius = np.zeros(N, dtype=np.int64)
+        if valid.any():
+            r = gaussian_radius(
+                np.ceil(bh[valid]), np.ceil(bw[valid]), self.min_overlap)
+            radius[valid] = np.maximum(0, r.astype(np.int64))
+        ct = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2,
+                       (boxes[:, 1] + boxes[:, 3]) / 2],
+                      axis=-1)
+        ct_int = np.floor(ct).astype(np.int64)
+
+        center_heatmap = np.zeros((C, H, W), dtype=np.float32)
+        draw_gaussians(center_heatmap, cls[valid], ct_int[valid, 0],
+                       ct_int[valid, 1], radius[valid])
+        vf = valid.astype(np.float32)
+        center_index = np.where(valid, ct_int[:, 1] * W + ct_int[:, 0], 0)
+        center_offset = ((ct - ct_int) * vf[:, None]).astype(np.float32)
+        box_size = (np.stack([bw, bh], -1) * vf[:, None]).astype(np.float32)
+
+        # --- keypoints in output pixels; labelled = usable as targets
+        kp = kpts * scale
+        with np.errstate(invalid='ignore'):
+            labelled = ((vis > 0) & np.isfinite(kp).all(-1)
+                        & (kp[..., 0] >= 0) & (kp[..., 0] < W)
+                        & (kp[..., 1] >= 0) & (kp[..., 1] < H))
+        labelled &= valid[:, None] & self.class_keypoints[cls]
+        kp = np.where(labelled[..., None], kp, 0.0)
+        kp_int = np.floor(kp).astype(np.int64)
+        keypoint_index = np.where(labelled,
+                                  kp_int[..., 1] * W + kp_int[..., 0], 0)
+        lab2 = np.repeat(labelled[..., None], 2, axis=-1)
+        keypoint_offset = (kp - kp_int).astype(np.float32) * lab2
+        keypoint_offset_mask = lab2.astype(np.float32)
+
+        keypoint_heatmap = np.zeros((Gh, H, W), dtype=np.float32)
+        n_idx, k_idx = np.nonzero(labelled)
+        draw_gaussians(keypoint_heatmap,
+                       np.asarray(self.hm_group)[k_idx],
+                       kp_int[n_idx, k_idx, 0], kp_int[n_idx, k_idx,
+                                                       1], radius[n_idx])
+
+        # Regression: owners only, so each (object, group) cell gets at most
+        # one keypoint (no silent overwrite).
+        keypoint_reg = np.zeros((N, 2 * Gr), dtype=np.float32)
+        keypoint_reg_mask = np.zeros((N, 2 * Gr), dtype=np.float32)
+        n_idx, k_idx = np.nonzero(labelled & self.reg_owner[cls])
+        g = np.asarray(self.reg_group)[k_idx]
+        disp = kp[n_idx, k_idx] - ct_int[n_idx]
+        keypoint_reg[n_idx, 2 * g] = disp[:, 0]
+        keypoint_reg[n_idx, 2 * g + 1] = disp[:, 1]
+        keypoint_reg_mask[n_idx, 2 * g] = 1
+        keypoint_reg_mask[n_idx, 2 * g + 1] = 1
+
+        return dict(
+            center_heatmap=center_heatmap,
+            keypoint_heatmap=keypoint_heatmap,
+            center_index=center_index.astype(np.int64),
+            center_mask=vf,
+            center_offset=center_offset,
+            box_size=box_size,
+            class_index=cls,
+            keypoint_reg=keypoint_reg,
+            keypoint_reg_mask=keypoint_reg_mask,
+            keypoint_index=keypoint_index.astype(np.int64),
+            keypoint_offset=keypoint_offset,
+            keypoint_offset_mask=keypoint_offset_mask,
+            keypoint_channel_mask=self.channel_mask(cls, vf))
+
+    def targets_to_outputs(self, encoded: dict) -> Dict[str, np.ndarray]:
+        """Ideal head outputs of one image, built from its encoded targets.
+
+        Heatmaps become logits ``log(p / (1 - p))`` of the target clamped to
+        ``[1e-4, 1 - 1e-4]``; the regression maps hold each object's targets
+        at its centre cell and each keypoint's offset at its cell (a later
+        object / keypoint overwrites an earlier one on the same cell).
+        Decoding these outputs recovers the encoded objects; useful to test
+        a pipeline (decode, metric) without a trained model.
+
+        Returns:
+            dict: :data:`OUTPUT_KEYS` -> float32 ``(ch, H, W)`` arrays.
+        """
+        W, H = self.heatmap_size
+        Gr = self.num_reg_groups
+
+        def logit(p):
+            p = np.clip(p, _P_EPS, 1 - _P_EPS)
+            return np.log(p / (1 - p)).astype(np.float32)
+
+        valid = encoded['center_mask'] > 0
+        idx = encoded['center_index'][valid]
+        center_offset = np.zeros((2, H * W), dtype=np.float32)
+        center_offset[:, idx] = encoded['center_offset'][valid].T
+        box_size = np.zeros((2, H * W), dtype=np.float32)
+        box_size[:, idx] = encoded['box_size'][valid].T
+        keypoint_reg = np.zeros((2 * Gr, H * W), dtype=np.float32)
+        keypoint_reg[:, idx] = encoded['keypoint_reg'][valid].T
+        keypoint_offset = np.zeros((2, H * W), dtype=np.float32)
+        lab = encoded['keypoint_offset_mask'][..., 0] > 0
+        keypoint_offset[:, encoded['keypoint_index'][lab]] = \
+            encoded['keypoint_offset'][lab].T
+        return dict(
+            center_heatmap=logit(encoded['center_heatmap']),
+            center_offset=center_offset.reshape(2, H, W),
+            box_size=box_size.reshape(2, H, W),
+            keypoint_reg=keypoint_reg.reshape(2 * Gr, H, W),
+            keypoint_heatmap=logit(encoded['keypoint_heatmap']),
+            keypoint_offset=keypoint_offset.reshape(2, H, W))
+
+    # ------------------------------------------------------------------
+    # decoding
+    # ------------------------------------------------------------------
+    def decode(self, encoded: dict) -> Dict[str, np.ndarray]:
+        """Decode the head outputs of ONE image (numpy in, numpy out).
+
+        Args:
+            encoded (dict): :data:`OUTPUT_KEYS` -> ``(ch, H, W)`` arrays, the
+                heatmaps as logits (e.g. :meth:`targets_to_outputs`).
+
+        Returns:
+            dict: as :meth:`batch_decode` for one image, numpy arrays without
+            the batch dimension.
+        """
+        missing = [k for k in OUTPUT_KEYS if k not in encoded]
+        if missing:
+            raise ValueError(f'decode needs the head outputs {missing}')
+        batch = {
+            k: torch.as_tensor(np.asarray(encoded[k], dtype=np.float32))[None]
+            for k in OUTPUT_KEYS
+        }
+        out = self.batch_decode(**batch)
+        return {k: v[0].cpu().numpy() for k, v in out.items()}
+
+    def _tensors(self, device: torch.device) -> Dict[str, Tensor]:
+        if device not in self._torch_cache:
+            self._torch_cache[device] = dict(
+                reg_group=torch.as_tensor(self.reg_group, device=device),
+                hm_group=torch.as_tensor(self.hm_group, device=device),
+                class_slots=torch.as_tensor(self.class_slots, device=device))
+        return self._torch_cache[device]
+
+    @torch.no_grad()
+    def batch_decode(self,
+                     center_heatmap: Tensor,
+                     center_offset: Tensor,
+                     box_size: Tensor,
+                     keypoint_reg: Tensor,
+                     keypoint_heatmap: Tensor,
+                     keypoint_offset: Tensor,
+                     logits: bool = True,
+                     decode_mode: Optional[str] = None,
+                     rescore_sigma: Optional[float] = None,
+                     topk: Optional[int] = None) -> Dict[str, Tensor]:
+        """Decode a batch of head outputs, batched over images, objects and
+        keypoints.
+
+        1. Centre peaks: 3x3 max-pool NMS on the centre heatmap, the ``topk``
+           best over all classes; box = centre + offset -+ size / 2.
+        2. Coarse keypoints of each object's class: ``floor(ct) + reg[2g :
+           2g + 2]`` with ``g = reg_group[k]``, read at the centre cell.
+        3. Refinement on channel ``hm_group[k]`` of the keypoint heatmap:
+
+           - ``'rescore'``: the argmax of ``heatmap * exp(-d^2 / (2
+             sigma^2))`` (``d`` = distance to the coarse point, output px),
+             plus the keypoint offset there; score = heatmap value there;
+           - ``'nearest'`` (CenterNet): among that channel's ``topk`` NMS
+             peaks (+ offset) with score >= ``nearest_score_thr``, the
+             nearest to the coarse point; the coarse point is kept if none
+             exists, if it lies outside the box or farther than
+             ``nearest_dist_ratio * max(w, h)``. Score = the peak's value,
+             or the heatmap value at the coarse point's cell when kept (0
+             outside the map).
+
+        Only gathered values go through the sigmoid (NMS, top-k and argmax
+        commute with it), so no full ``(B, G_h, H, W)`` map is activated.
+
+        Args:
+            center_heatmap ... keypoint_offset (Tensor): ``(B, ch, H, W)``
+                head outputs (:data:`OUTPUT_KEYS`).
+            logits (bool): heatmaps are logits (sigmoid applied here);
+                ``False``: already probabilities (e.g. flip-averaged).
+            decode_mode, rescore_sigma, topk: override the codec's settings.
+
+        Returns:
+            dict of tensors, ``N = min(topk, C*H*W)`` objects per image,
+            coordinates in model-input pixels:
+            ``keypoints`` ``(B, N, K, 2)``, ``keypoint_scores`` ``(B, N, K)``
+            (both 0 outside the object's class), ``bboxes`` ``(B, N, 4)``
+            xyxy, ``bbox_scores`` ``(B, N)``, ``category_id`` ``(B, N)``
+            int64 (1-based), sorted by ``bbox_scores``.
+        """
+        mode = self.decode_mode if decode_mode is None else decode_mode
+        if mode not in DECODE_MODES:
+            raise ValueError(f'decode_mode must be one of {DECODE_MODES}, '
+                             f'got {mode!r}')
+        sigma = self.rescore_sigma if rescore_sigma is None else rescore_sigma
+        _check_positive('rescore_sigma', sigma)
+        topk = self.topk if topk is None else topk
+        _check_positive('topk', topk, integer=True)
+        self._check_outputs(
+            dict(
+                center_heatmap=center_heatmap,
+                center_offset=center_offset,
+                box_size=box_size,
+                keypoint_reg=keypoint_reg,
+                keypoint_heatmap=keypoint_heatmap,
+                keypoint_offset=keypoint_offset))
+        B, C, H, W = center_heatmap.shape
+        HW = H * W
+        K = self.num_keypoints
+        device = center_heatmap.device
+        t = self._tensors(device)
+        hm = _Heatmap(keypoint_heatmap.float(), logits)
+
+        # 1. objects: NMS on the raw values (sigmoid is monotonic)
+        heat = center_heatmap.float()
+        heat = heat.masked_fill(~_local_max(heat), -math.inf)
+        N = min(int(topk), C * HW)
+        raw, inds = heat.view(B, -1).topk(N)
+        scores = torch.sigmoid(raw) if logits else raw.clamp_min(0)
+        cls = inds // HW
+        pix = inds % HW
+        ys = (pix // W).float()
+        xs = (pix % W).float()
+        at_center = torch.cat([center_offset, box_size, keypoint_reg],
+                              dim=1).float().flatten(2)  # (B, ch, HW)
+        gathered = at_center.gather(
+            2, pix[:, None, :].expand(-1, at_center.shape[1], -1))
+        gathered = gathered.transpose(1, 2)  # (B, N, ch)
+        cx = xs + gathered[..., 0]
+        cy = ys + gathered[..., 1]
+        bw = gathered[..., 2]
+        bh = gathered[..., 3]
+        boxes = torch.stack(
+            [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
+        reg = gathered[..., 4:]  # (B, N, 2 G_r)
+
+        # 2. coarse keypoints in slots: (B, N, S)
+        slots = t['class_slots'][cls]
+        valid = slots < K
+        safe = slots.clamp(max=K - 1)
+        g_reg = t['reg_group'][safe]
+        coarse = torch.stack([
+            xs[..., None] + reg.gather(2, 2 * g_reg),
+            ys[..., None] + reg.gather(2, 2 * g_reg + 1)
+        ],
+                             dim=-1)  # (B, N, S, 2)
+        channel = t['hm_group'][safe]
+
+        # 3. refinement
+        koff = keypoint_offset.float().flatten(2)  # (B, 2, HW)
+        if mode == 'rescore':
+            x, y = self._rescore(hm, coarse, channel, float(sigma))
+            kp, kscore = self._at_cells(hm, koff, channel, x, y)
+        else:
+            kp, kscore = self._nearest(hm, koff, coarse, channel, boxes,
+                                       int(topk))
+        kscore = kscore * valid
+
+        # slots -> (B, N, K) with a dummy column K for padding slots
+        S = slots.shape[-1]
+        keypoints = coarse.new_zeros(B, N, K + 1, 2)
+        keypoints.scatter_(2, slots[..., None].expand(B, N, S, 2), kp)
+        keypoint_scores = coarse.new_zeros(B, N, K + 1)
+        keypoint_scores.scatter_(2, slots, kscore)
+        stride = torch.as_tensor(
+            self.stride, dtype=torch.float32, device=device)
+        return dict(
+            keypoints=keypoints[:, :, :K] * stride,
+            keypoint_scores=keypoint_scores[:, :, :K],
+            bboxes=boxes * stride.repeat(2),
+            bbox_scores=scores,
+            category_id=cls + 1)
+
+    def _check_outputs(self, outputs: Dict[str, Tensor]) -> None:
+        shape0 = tuple(outputs['center_heatmap'].shape)
+        if len(shape0) != 4:
+            raise ValueError('center_heatmap must be (B, C, H, W), got '
+                             f'{shape0}')
+        B, _, H, W = shape0
+        expected = dict(
+            center_heatmap=self.num_classes,
+            center_offset=2,
+            box_size=2,
+            keypoint_reg=2 * self.num_reg_groups,
+            keypoint_heatmap=self.num_hm_groups,
+            keypoint_offset=2)
+        for key, ch in expected.items():
+            shape = tuple(outputs[key].shape)
+            if shape != (B, ch, H, W):
+                raise ValueError(f'{key} must have shape {(B, ch, H, W)} for '
+                                 f'this codec, got {shape}')
+
+    def _chunks(self, num: int, per_item: int) -> List[slice]:
+        """Slices of ``range(num)`` holding about ``chunk_elements`` elements
+        of ``per_item`` each."""
+        step = max(1, self.chunk_elements // max(1, per_item))
+        return [slice(i, min(i + step, num)) for i in range(0, num, step)]
+
+    def _rescore(self, hm: '_Heatmap', coarse: Tensor, channel: Tensor,
+                 sigma: float) -> Tuple[Tensor, Tensor]:
+        """Exact Gaussian-rescored argmax cell of every query.
+
+        Maximises ``log h(p) - |p - c|^2 / (2 sigma^2)`` (the log of
+        ``h * mask``; no underflow for far coarse points) over the cells
+        ``p`` of channel ``channel`` for the coarse point ``c``. Candidates:
+        the ``(2R+1)^2`` window around ``round(c)`` (``R = ceil(
+        rescore_window * sigma)``) and the channel's ``T`` highest cells.
+        Any other cell is at least ``R + 0.5`` from ``c`` and at most the
+        ``T``-th highest value, so it cannot beat ``log h_T - (R + 0.5)^2 /
+        (2 sigma^2)``; queries whose best candidate falls below that bound
+        are redone over the whole map. The result is the exact argmax.
+
+        Args:
+            hm: keypoint heatmap ``(B, G, H, W)``.
+            coarse (Tensor): ``(B, N, S, 2)`` coarse points, output px.
+            channel (Tensor): ``(B, N, S)`` heatmap channel per query.
+
+        Returns:
+            tuple: integer cells ``x``, ``y``, each ``(B, N, S)`` int64.
+        """
+        B, G, H, W = hm.shape
+        N, S = coarse.shape[1:3]
+        HW = H * W
+        device = coarse.device
+        inv2s2 = 1.0 / (2 * sigma * sigma)
+        # Keep rounding and index arithmetic finite for wild regressions.
+        coarse = coarse.nan_to_num(0.0).clamp(-4.0 * max(H, W),
+                                              5.0 * max(H, W))
+        best_x = torch.zeros(B, N, S, dtype=torch.long, device=device)
+        best_y = torch.zeros_like(best_x)
+        R = int(math.ceil(self.rescore_window * sigma))
+        L = 2 * R + 1
+        T = min(self.rescore_candidates, HW)
+        if L * L + T < HW:
+            top_raw, top_idx = hm.raw.view(B, G, HW).topk(T)
+            top_log = hm.log_prob(top_raw)  # (B, G, T) descending
+            top_x = (top_idx % W).float()
+            top_y = (top_idx // W).float()
+            best = torch.empty(B, N, S, device=device)
+            offs = torch.arange(-R, R + 1, device=device)
+            flat_raw = hm.raw.view(B, G * HW)
+            for sl in self._chunks(N, B * S * (L * L + T)):
+                c = coarse[:, sl]
+                ch = channel[:, sl]
+                n = ch.shape[1]
+                # window candidates
+                wx = c[..., 0].round().long()[..., None] + offs  # (B,n,S,L)
+                wy = c[..., 1].round().long()[..., None] + offs
+                gx = -(wx - c[..., 0, None])**2 * inv2s2
+                gy = -(wy - c[..., 1, None])**2 * inv2s2
+                gx = gx.masked_fill((wx < 0) | (wx >= W), -math.inf)
+                gy = gy.masked_fill((wy < 0) | (wy >= H), -math.inf)
+                flat = (
+                    ch[..., None, None] * HW +
+                    wy.clamp(0, H - 1)[..., :, None] * W +
+                    wx.clamp(0, W - 1)[..., None, :])
+                vals = hm.log_prob(flat_raw.gather(1, flat.view(B, -1)))
+                score = (
+                    vals.view(B, n, S, L, L) + gy[..., :, None] +
+                    gx[..., None, :])
+                w_best, w_arg = score.view(B, n, S, L * L).max(-1)
+                w_x = wx.gather(-1, (w_arg % L)[..., None])[..., 0]
+                w_y = wy.gather(-1, (w_arg // L)[..., None])[..., 0]
+                # the channel's T highest cells
+                idx = ch.reshape(B, n * S, 1).expand(-1, -1, T)
+                tx = top_x.gather(1, idx).view(B, n, S, T)
+                ty = top_y.gather(1, idx).view(B, n, S, T)
+                t_score = (
+                    top_log.gather(1, idx).view(B, n, S, T) -
+                    ((tx - c[..., 0, None])**2 +
+                     (ty - c[..., 1, None])**2) * inv2s2)
+                t_best, t_arg = t_score.max(-1)
+                use_t = t_best > w_best
+                best[:, sl] = torch.maximum(w_best, t_best)
+                best_x[:, sl] = torch.where(
+                    use_t,
+                    tx.gather(-1, t_arg[..., None])[..., 0].long(), w_x)
+                best_y[:, sl] = torch.where(
+                    use_t,
+                    ty.gather(-1, t_arg[..., None])[..., 0].long(), w_y)
+            bound = (
+                top_log[..., -1].gather(1, channel.view(B, -1)).view(B, N, S) -
+                (R + 0.5)**2 * inv2s2)
+            redo = ~(best >= bound)
+        else:
+            redo = torch.ones(B, N, S, dtype=torch.bool, device=device)
+
+        if redo.any():
+            b, n, s = torch.nonzero(redo, as_tuple=True)
+            q_ch = channel[b, n, s]
+            q_c = coarse[b, n, s]  # (Q, 2)
+            cols = torch.arange(W, device=device, dtype=torch.float32)
+            rows = torch.arange(H, device=device, dtype=torch.float32)
+            for sl in self._chunks(b.numel(), HW):
+                gx = -(cols - q_c[sl, 0, None])**2 * inv2s2  # (q, W)
+                gy = -(rows - q_c[sl, 1, None])**2 * inv2s2  # (q, H)
+                score = (
+                    hm.log_prob(hm.raw[b[sl], q_ch[sl]]) + gy[:, :, None] +
+                    gx[:, None, :])
+                arg = score.view(-1, HW).argmax(-1)
+                best_x[b[sl], n[sl], s[sl]] = arg % W
+                best_y[b[sl], n[sl], s[sl]] = arg // W
+        return best_x, best_y
+
+    #: Highest cells per channel taken as extra rescoring candidates.
+    rescore_candidates = 64
+
+    @staticmethod
+    def _at_cells(hm: '_Heatmap', offset: Tensor, channel: Tensor, x: Tensor,
+                  y: Tensor) -> Tuple[Tensor, Tensor]:
+        """Keypoint = integer cell ``(x, y)`` + keypoint offset there (offset
+        ``(B, 2, HW)``); score = heatmap of the query's channel there."""
+        B, G, H, W = hm.shape
+        cell = y * W + x
+        flat_cell = cell.view(B, -1)
+        ox = offset[:, 0].gather(1, flat_cell).view_as(cell)
+        oy = offset[:, 1].gather(1, flat_cell).view_as(cell)
+        score = hm.prob(
+            hm.raw.view(B, G * H * W).gather(1, (channel * H * W + cell).view(
+                B, -1))).view_as(cell)
+        kp = torch.stack([x.float() + ox, y.float() + oy], dim=-1)
+        return kp, score
+
+    def _nearest(self, hm: '_Heatmap', offset: Tensor, coarse: Tensor,
+                 channel: Tensor, boxes: Tensor,
+                 topk: int) -> Tuple[Tensor, Tensor]:
+        """CenterNet's snapping to the nearest heatmap peak (see
+        :meth:`batch_decode`); ``coarse`` ``(B, N, S, 2)``, ``channel`` ``(B,
+        N, S)``, ``boxes`` ``(B, N, 4)`` in output pixels, ``offset`` ``(B,
+        2, HW)``. Returns keypoints ``(B, N, S, 2)`` and scores ``(B, N,
+        S)``."""
+        B, G, H, W = hm.shape
+        N, S = coarse.shape[1:3]
+        HW = H * W
+        raw = hm.raw.masked_fill(~_local_max(hm.raw), -math.inf)
+        T = min(topk, HW)
+        p_raw, p_idx = raw.view(B, G, HW).topk(T)  # (B, G, T)
+        p_score = hm.prob(p_raw)
+        p_x = (p_idx % W).float() + offset[:, 0].gather(1, p_idx.view(
+            B, -1)).view(B, G, T)
+        p_y = (p_idx // W).float() + offset[:, 1].gather(1, p_idx.view(
+            B, -1)).view(B, G, T)
+        p_score = p_score.masked_fill(p_score < self.nearest_score_thr, -1.0)
+
+        kp = torch.empty_like(coarse)
+        score = torch.empty(B, N, S, device=coarse.device)
+        for sl in self._chunks(N, B * S * T):
+            ch = channel[:, sl]  # (B, n, S)
+            n = ch.shape[1]
+            idx = ch.reshape(B, n * S, 1).expand(-1, -1, T)
+            qx = p_x.gather(1, idx).view(B, n, S, T)
+            qy = p_y.gather(1, idx).view(B, n, S, T)
+            qs = p_score.gather(1, idx).view(B, n, S, T)
+            c = coarse[:, sl]
+            dist = torch.hypot(qx - c[..., 0, None], qy - c[..., 1, None])
+            dist = dist.masked_fill(qs < 0, math.inf)
+            d_min, arg = dist.min(-1)
+            sel_x = qx.gather(-1, arg[..., None])[..., 0]
+            sel_y = qy.gather(-1, arg[..., None])[..., 0]
+            sel_s = qs.gather(-1, arg[..., None])[..., 0]
+            box = boxes[:, sl, None, :]  # (B, n, 1, 4)
+            size = torch.maximum(box[..., 2] - box[..., 0],
+                                 box[..., 3] - box[..., 1])
+            keep_coarse = (~torch.isfinite(d_min) | (sel_x < box[..., 0])
+                           | (sel_x > box[..., 2]) | (sel_y < box[..., 1])
+                           | (sel_y > box[..., 3])
+                           | (d_min > self.nearest_dist_ratio * size))
+            kp[:, sl] = torch.where(keep_coarse[..., None], c,
+                                    torch.stack([sel_x, sel_y], -1))
+            # score of a kept coarse point: heatmap at its cell (0 outside)
+            cx = c[..., 0].nan_to_num(-1.0).floor()
+            cy = c[..., 1].nan_to_num(-1.0).floor()
+            inside = (cx >= 0) & (cx < W) & (cy >= 0) & (cy < H)
+            cell = (cy.clamp(0, H - 1) * W + cx.clamp(0, W - 1)).long()
+            h_at = hm.prob(
+                hm.raw.view(B, G * HW).gather(1, (ch * HW + cell).view(
+                    B, -1))).view(B, n, S)
+            score[:, sl] = torch.where(keep_coarse, h_at * inside, sel_s)
+        return kp, score
+
+
+class _Heatmap:
+    """A ``(B, G, H, W)`` heatmap held raw (logits or probabilities) with
+    the activation applied only to gathered values."""
+
+    def __init__(self, raw: Tensor, logits: bool):
+        self.raw = raw
+        self.logits = logits
+        self.shape = raw.shape
+
+    def prob(self, v: Tensor) -> Tensor:
+        return torch.sigmoid(v) if self.logits else v.clamp_min(0)
+
+    def log_prob(self, v: Tensor) -> Tensor:
+        if self.logits:
+            return F.logsigmoid(v)
+        return v.clamp_min(1e-30).log()
+
+
+def _local_max(x: Tensor) -> Tensor:
+    """``x == maxpool3x3(x)`` (stride 1, -inf padding) as a bool tensor.
+
+    Two 1-D max-pools (rows, then columns): several times faster on CPU
+    than ``F.max_pool2d`` for hundreds of channels, same result.
+    """
+    B, C, H, W = x.shape
+    rows = F.max_pool1d(x.reshape(-1, 1, W), 3, 1, 1).view(B, C, H, W)
+    both = F.max_pool1d(rows.transpose(2, 3).reshape(-1, 1, H), 3, 1,
+                        1).view(B, C, W, H)
+    return both.transpose(2, 3) == x
