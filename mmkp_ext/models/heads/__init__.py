@@ -1,5 +1,9 @@
 """Heads; importing registers them into ``mmpose.registry.MODELS``."""
+from .centernet_pose_head import CenterNetPoseHead, group_flip_permutation
 from .soft_argmax_head import (SoftArgmaxHead, soft_argmax_2d,
                                window_mass_scores)
 
-__all__ = ['SoftArgmaxHead', 'soft_argmax_2d', 'window_mass_scores']
+__all__ = [
+    'SoftArgmaxHead', 'soft_argmax_2d', 'window_mass_scores',
+    'CenterNetPoseHead', 'group_flip_permutation'
+]
