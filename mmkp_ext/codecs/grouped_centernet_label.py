@@ -277,6 +277,10 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
 
     auxiliary_encode_keys = {'bbox', 'category_id'}
 
+    #: Highest cells per channel taken as extra rescoring candidates (a
+    #: speed setting only: the rescoring argmax is exact for any value).
+    rescore_candidates = 64
+
     field_mapping_table = dict(
         center_heatmap='center_heatmap', keypoint_heatmap='keypoint_heatmap')
 
@@ -916,9 +920,6 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
                 best_y[b[sl], n[sl], s[sl]] = arg // W
         return best_x, best_y
 
-    #: Highest cells per channel taken as extra rescoring candidates.
-    rescore_candidates = 64
-
     @staticmethod
     def _at_cells(hm: '_Heatmap', offset: Tensor, channel: Tensor, x: Tensor,
                   y: Tensor) -> Tuple[Tensor, Tensor]:
@@ -946,9 +947,14 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         B, G, H, W = hm.shape
         N, S = coarse.shape[1:3]
         HW = H * W
-        raw = hm.raw.masked_fill(~_local_max(hm.raw), -math.inf)
         T = min(topk, HW)
-        p_raw, p_idx = raw.view(B, G, HW).topk(T)  # (B, G, T)
+        # NMS + top-T per channel, in channel chunks: bounded memory.
+        p_raw = hm.raw.new_empty(B, G, T)
+        p_idx = torch.empty(B, G, T, dtype=torch.long, device=coarse.device)
+        for sl in self._chunks(G, B * HW):
+            raw = hm.raw[:, sl]
+            raw = raw.masked_fill(~_local_max(raw), -math.inf)
+            p_raw[:, sl], p_idx[:, sl] = raw.flatten(2).topk(T)
         p_score = hm.prob(p_raw)
         p_x = (p_idx % W).float() + offset[:, 0].gather(1, p_idx.view(
             B, -1)).view(B, G, T)

@@ -452,9 +452,15 @@ def random_outputs(codec, H, W, seed, B=1):
     return out
 
 
-@pytest.mark.parametrize('mode, window', [('rescore', 4.0), ('rescore', 0.3),
-                                          ('rescore', 50.0), ('nearest', 4.0)])
-def test_batch_decode_matches_brute_force_reference(mode, window):
+# window 0.3: most queries take the exact whole-map fallback; 50: the
+# window covers the map; chunk 400: objects / channels in several chunks.
+@pytest.mark.parametrize('mode, window, chunk', [('rescore', 4.0, 1 << 22),
+                                                 ('rescore', 0.3, 1 << 22),
+                                                 ('rescore', 50.0, 1 << 22),
+                                                 ('rescore', 1.0, 400),
+                                                 ('nearest', 4.0, 1 << 22),
+                                                 ('nearest', 4.0, 400)])
+def test_batch_decode_matches_brute_force_reference(mode, window, chunk):
     codec = small_codec(
         input_size=(80, 64),
         heatmap_size=(20, 16),
@@ -464,6 +470,7 @@ def test_batch_decode_matches_brute_force_reference(mode, window):
         hm_group=[0, 1, 2, 3, 0, 1, 2],
         rescore_sigma=1.5,
         rescore_window=window,
+        chunk_elements=chunk,
         topk=12,
         nearest_score_thr=0.6)
     out = random_outputs(codec, 16, 20, seed=3, B=2)
