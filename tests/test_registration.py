@@ -3,7 +3,8 @@ import pytest
 from mmengine.registry import DefaultScope
 
 import mmkp_ext  # noqa: F401
-from mmpose.registry import DATASETS, MODEL_WRAPPERS, MODELS
+from mmpose.registry import (DATASETS, KEYPOINT_CODECS, METRICS,
+                             MODEL_WRAPPERS, MODELS, TRANSFORMS)
 
 EXPECTED = [
     (MODELS, 'SoftArgmaxHead', 'mmkp_ext.models.heads.soft_argmax_head'),
@@ -11,6 +12,25 @@ EXPECTED = [
      'mmkp_ext.datasets.toy_fashion_dataset'),
     (MODEL_WRAPPERS, 'MMKPDistributedDataParallel',
      'mmkp_ext.engine.cpu_ddp_wrapper'),
+    # Grouped CenterNet
+    (MODELS, 'DLANet', 'mmkp_ext.models.backbones.dla'),
+    (MODELS, 'DLAUpNeck', 'mmkp_ext.models.necks.dla_up_neck'),
+    (MODELS, 'CenterNetPoseHead',
+     'mmkp_ext.models.heads.centernet_pose_head'),
+    (MODELS, 'CenterNetFocalLoss',
+     'mmkp_ext.models.losses.centernet_focal_loss'),
+    (MODELS, 'CenterNetRegL1Loss',
+     'mmkp_ext.models.losses.centernet_reg_l1_loss'),
+    (MODELS, 'CenterNetPoseEstimator',
+     'mmkp_ext.models.pose_estimators.centernet_pose_estimator'),
+    (KEYPOINT_CODECS, 'GroupedCenterNetLabel',
+     'mmkp_ext.codecs.grouped_centernet_label'),
+    (TRANSFORMS, 'CenterNetFilterInstances',
+     'mmkp_ext.datasets.transforms.centernet_transforms'),
+    (DATASETS, 'DeepFashion2FullDataset',
+     'mmkp_ext.datasets.deepfashion2_full_dataset'),
+    (METRICS, 'MultiCategoryCocoMetric',
+     'mmkp_ext.evaluation.multi_category_coco_metric'),
 ]
 
 
