@@ -1,0 +1,123 @@
+# Grouped CenterNet (multi-class keypoint detection, bottom-up) on the
+# generated toy fashion dataset (3 garment categories on one 32-keypoint
+# list, like DeepFashion2's 13 on 294). A DLA-34 with quarter width
+# (channels 8..256) and the DLA-up/IDA-up neck to one stride-4 map, so it
+# trains on a CPU in minutes; ungrouped (32 regression and 32 heatmap
+# groups). Used by the tests and by `make demo-centernet`.
+#   python tools/make_toy_dataset.py --kind fashion --out data/toy_fashion
+#   python tools/train.py configs/centernet_grouping/toy_fashion/cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+
+randomness = dict(seed=0)
+
+max_epochs = 40
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
+         by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[30, 36],
+         gamma=0.1, by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=16)
+
+num_keypoints = 32
+category_keypoints = 'toy_fashion'
+input_size = (128, 128)
+codec = dict(
+    type='GroupedCenterNetLabel',
+    input_size=input_size,
+    heatmap_size=(32, 32),
+    num_keypoints=num_keypoints,
+    category_keypoints=category_keypoints,
+    decode_mode='rescore',
+    rescore_sigma=2.0,
+    topk=20)
+
+model = dict(
+    type='CenterNetPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(type='DLANet', depth=34,
+                  channels=(8, 16, 32, 64, 128, 256)),
+    neck=dict(type='DLAUpNeck', in_channels=(8, 16, 32, 64, 128, 256),
+              first_level=2, out_channels=32),
+    head=dict(
+        type='CenterNetPoseHead',
+        in_channels=32,
+        num_keypoints=num_keypoints,
+        category_keypoints=category_keypoints,
+        head_conv=32,
+        masked_keypoint_loss=True,
+        decoder=codec),
+    test_cfg=dict(flip_test=False))
+
+dataset_type = 'ToyFashionDataset'
+data_mode = 'bottomup'
+data_root = 'data/toy_fashion/'
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='BottomupRandomAffine', input_size=input_size,
+         shift_factor=0.1, rotate_factor=15, scale_factor=(0.8, 1.2)),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='CenterNetFilterInstances',
+         category_keypoints=category_keypoints),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='BottomupResize', input_size=input_size),
+    dict(type='PackPoseInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='images/train/'),
+        pipeline=train_pipeline,
+    ))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='images/val/'),
+        test_mode=True,
+        pipeline=val_pipeline,
+    ))
+test_dataloader = val_dataloader
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(
+        type='CheckpointHook', interval=10, max_keep_ckpts=1,
+        save_best='toy_fashion/AP', rule='greater'))
+
+val_evaluator = dict(
+    type='MultiCategoryCocoMetric',
+    ann_file=data_root + 'annotations/val.json',
+    category_keypoints=category_keypoints,
+    prefix='toy_fashion')
+test_evaluator = val_evaluator
+
+model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')
