@@ -17,10 +17,11 @@ import argparse
 import glob
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
+
+from mmkp_ext.utils import parse_metric, parse_metric_values
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/soft_argmax/toy_persons/'
@@ -57,11 +58,6 @@ def best_checkpoint(work_dir):
     if not found:
         sys.exit(f'no best_coco_AP checkpoint in {work_dir}')
     return max(found, key=osp.getmtime)
-
-
-def coco_aps(output):
-    """Every ``coco/AP`` value printed in a train/test log, in order."""
-    return [float(v) for v in re.findall(r'coco/AP: ([0-9.]+)', output)]
 
 
 def main():
@@ -101,16 +97,19 @@ def main():
                     '--cfg-options', *data_options])
     times['test'] = time.time() - t0
 
-    test_aps = coco_aps(test_out)
-    if not test_aps:
-        sys.exit('test.py printed no coco/AP')
+    try:
+        test_ap = parse_metric(test_out, 'coco/AP')
+        stage1_best = max(parse_metric_values(stage1_out, 'coco/AP'),
+                          default=float('nan'))
+    except ValueError as e:
+        sys.exit(str(e))
     # test.py writes into a new timestamped folder of the work dir.
     vis_dirs = glob.glob(osp.join(REPO, stage2_dir, '*', 'vis'))
     vis_dir = max(vis_dirs, key=osp.getmtime) if vis_dirs else None
     print('\n==== mmkp_ext demo summary ====')
     print(f'data:        {args.num_images} images in {args.data_root}')
     print(f'stage 1:     {HEATMAP_CONFIG}\n'
-          f'             best heatmap coco/AP {max(coco_aps(stage1_out)):.4f}')
+          f'             best heatmap coco/AP {stage1_best:.4f}')
     print(f'stage 2:     {SOFTARGMAX_CONFIG}\n'
           f'             {osp.relpath(stage2_ckpt, REPO)}')
     print('time:        ' + ', '.join(f'{k} {v:.0f} s'
@@ -119,7 +118,7 @@ def main():
     if vis_dir:
         print(f'predictions: {len(os.listdir(vis_dir))} images in '
               f'{osp.relpath(vis_dir, REPO)}')
-    print(f'coco/AP: {test_aps[-1]:.4f}')
+    print(f'coco/AP: {test_ap:.4f}')
 
 
 if __name__ == '__main__':

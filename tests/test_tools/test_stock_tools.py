@@ -8,7 +8,6 @@ checkpoints (numpy arrays in their meta), reload them for testing and for
 """
 import os
 import os.path as osp
-import re
 import shutil
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 import mmkp_ext  # noqa: F401
 from mmkp_ext import compat
 from mmkp_ext.datasets import make_toy_dataset
-from mmkp_ext.utils import mmpose_tool_path
+from mmkp_ext.utils import mmpose_tool_path, parse_metric
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs/soft_argmax/toy_persons/'
@@ -46,12 +45,6 @@ def _options(data_root, max_epochs=1):
     return opts
 
 
-def _ap(output):
-    found = re.findall(r'coco/AP: (-?[0-9.]+)', output)
-    assert found, output[-3000:]
-    return float(found[-1])
-
-
 @pytest.fixture(scope='module')
 def toy_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('toy_persons')
@@ -71,7 +64,7 @@ def trained(toy_root, tmp_path_factory):
 def test_train_saves_checkpoint_with_numpy_meta(trained):
     work, out = trained
     assert 'Epoch(train)' in out and 'Epoch(val)' in out
-    assert 0.0 <= _ap(out) <= 1.0
+    assert 0.0 <= parse_metric(out) <= 1.0
     path = osp.join(work, 'epoch_1.pth')
     ckpt = _load_checkpoint(path)  # mmengine's loader, safe loading scoped
     if compat.torch_load_defaults_to_weights_only():
@@ -94,7 +87,7 @@ def test_stock_test_py_directly_and_via_wrapper(trained, toy_root):
     wrapped = run_python(['tools/test.py', CONFIG, ckpt, '--work-dir',
                           str(work / 'test_wrap'), '--cfg-options',
                           *_options(toy_root)])
-    assert _ap(stock.stdout) == _ap(wrapped.stdout)
+    assert parse_metric(stock.stdout) == parse_metric(wrapped.stdout)
 
 
 def test_resume_continues_from_checkpoint(trained, toy_root, tmp_path):
@@ -150,7 +143,7 @@ def test_two_process_cpu_distributed_training(toy_root, tmp_path):
     out = run_python(['tools/test.py', CONFIG, str(ckpt), '--work-dir',
                       str(tmp_path / 'dist_test'), '--cfg-options',
                       *_options(toy_root)]).stdout
-    assert 0.0 <= _ap(out) <= 1.0
+    assert 0.0 <= parse_metric(out) <= 1.0
 
 
 def test_unknown_config_value_fails_clearly(toy_root, tmp_path):
