@@ -1,0 +1,163 @@
+# Grouped CenterNet on DeepFashion2 (13 clothing categories on one list of
+# 294 keypoints), ungrouped baseline: 294 regression and 294 heatmap groups,
+# so the head has 13 + 2 + 2 + 588 + 294 + 2 = 901 output channels. DLA-34
+# (deformable convs replaced by plain 3x3 convs, as the paper trains) +
+# DLA-up/IDA-up neck to one stride-4 map of 64 channels, head_conv 256,
+# 512x512 input, masked (present-category) keypoint-heatmap loss: the
+# paper's DeepFashion2 setting (0.424 mAP with the base loss, 0.434 masked,
+# shared/specs/centernet_grouping.md). Not trained here (no DeepFashion2,
+# no GPU); the backbone starts from ImageNet DLA-34
+# (docs/dla34_imagenet_weights.md; the file loads non-strictly, logging
+# only fc.* and the unused level3/level4 projections as unexpected).
+#
+# Data: the official DeepFashion2 release converted to the COCO keypoint
+# layout with its deepfashion2_to_coco.py (one annotation per garment, all
+# 294 keypoints, zeros outside its category's range), laid out as
+#   data/deepfashion2/train/deepfashion2_train.json
+#   data/deepfashion2/train/image/*.jpg
+#   data/deepfashion2/validation/deepfashion2_validation.json
+#   data/deepfashion2/validation/image/*.jpg
+# DeepFashion2FullDataset adds the 294 official OKS sigmas (mmpose's own
+# DeepFashion2 metainfo has none) and checks category ids and keypoint
+# counts while loading. Evaluation follows the official protocol: OKS per
+# category over that category's keypoint range, maxDets 20
+# (MultiCategoryCocoMetric), with overall and per-category AP under df2/.
+#   python tools/train.py configs/centernet_grouping/deepfashion2/cn-pose_dla34_8xb32-140e_deepfashion2-512x512.py
+#   python tools/test.py configs/centernet_grouping/deepfashion2/cn-pose_dla34_8xb32-140e_deepfashion2-512x512.py CKPT
+# tests/test_tools/test_centernet_stock_tools.py runs it (shrunk to a tiny
+# model at 128x128) on the real two-image fixture.
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+
+max_epochs = 140
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+
+# CenterNet multi_pose: Adam, lr 1.25e-4 per 32 images (its 5e-4 at batch
+# 128), no warm-up, x0.1 at epochs 90 and 120 of 140. auto_scale_lr keeps
+# that ratio for other total batch sizes (--auto-scale-lr).
+batch_size = 32  # per GPU; 8 GPUs
+base_batch_size = 8 * batch_size
+optim_wrapper = dict(
+    optimizer=dict(type='Adam', lr=1.25e-4 * base_batch_size / 32))
+param_scheduler = [
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        milestones=[90, 120],
+        gamma=0.1,
+        by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=base_batch_size)
+
+num_keypoints = 294
+category_keypoints = 'deepfashion2'
+input_size = (512, 512)
+codec = dict(
+    type='GroupedCenterNetLabel',
+    input_size=input_size,
+    heatmap_size=(128, 128),
+    num_keypoints=num_keypoints,
+    category_keypoints=category_keypoints,
+    decode_mode='rescore',
+    # tune per model: tools/sweep_rescore_sigma.py CONFIG CKPT
+    rescore_sigma=2.0,
+    topk=100)
+
+model = dict(
+    type='CenterNetPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='DLANet',
+        depth=34,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='http://dl.yf.io/dla/models/imagenet/'
+            'dla34-ba72cf86.pth')),
+    neck=dict(
+        type='DLAUpNeck',
+        in_channels=(16, 32, 64, 128, 256, 512),
+        first_level=2,
+        out_channels=64),
+    head=dict(
+        type='CenterNetPoseHead',
+        in_channels=64,
+        num_keypoints=num_keypoints,
+        category_keypoints=category_keypoints,
+        head_conv=256,
+        masked_keypoint_loss=True,
+        decoder=codec),
+    test_cfg=dict(flip_test=True))
+
+dataset_type = 'DeepFashion2FullDataset'
+data_mode = 'bottomup'
+data_root = 'data/deepfashion2/'
+
+# No rotation, random scale 0.6-1.4 and shift 0.1, horizontal flip, as
+# CenterNet's multi_pose. CenterNetFilterInstances keeps category_id aligned
+# with the keypoints and boxes while it drops garments moved out of the
+# input (RandomFlip is right for square inputs only, see its module).
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(
+        type='BottomupRandomAffine',
+        input_size=input_size,
+        shift_factor=0.1,
+        rotate_factor=0,
+        scale_factor=(0.6, 1.4)),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(
+        type='CenterNetFilterInstances',
+        category_keypoints=category_keypoints),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='BottomupResize', input_size=input_size),
+    dict(type='PackPoseInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='train/deepfashion2_train.json',
+        data_prefix=dict(img='train/image/'),
+        pipeline=train_pipeline,
+    ))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='validation/deepfashion2_validation.json',
+        data_prefix=dict(img='validation/image/'),
+        test_mode=True,
+        pipeline=val_pipeline,
+    ))
+test_dataloader = val_dataloader
+
+default_hooks = dict(
+    checkpoint=dict(save_best='df2/AP', rule='greater', max_keep_ckpts=3))
+
+val_evaluator = dict(
+    type='MultiCategoryCocoMetric',
+    ann_file=data_root + 'validation/deepfashion2_validation.json',
+    category_keypoints=category_keypoints,
+    prefix='df2')
+test_evaluator = val_evaluator
