@@ -51,7 +51,8 @@ def test_parse_metric_reads_a_test_py_line_and_special_values():
 
 def test_parse_metric_errors_name_the_problem():
     log = 'Traceback (most recent call last):\nKeyError: boom\n'
-    with pytest.raises(ValueError, match=r"(?s)no 'coco/AP' value.*KeyError: boom"):
+    with pytest.raises(ValueError,
+                       match=r"(?s)no 'coco/AP' value.*KeyError: boom"):
         parse_metric(log)
     # A value that is not a number is not taken.
     with pytest.raises(ValueError, match='no'):

@@ -9,6 +9,9 @@ per-instance annotations; this module supplies what they have in common:
 * a :class:`Painter` that draws into an image and records the covered pixels
   in a mask, so that occlusion, boxes and areas come from what was really
   drawn,
+* object sizes and positions (:func:`size_bounds`, :func:`log_uniform`,
+  :func:`sample_anchor`) and the scene recipe that turns a generator's
+  object sampler and renderer into an image (:func:`compose_image`),
 * visibility labelling from the rendered masks (:func:`annotate_instances`),
 * COCO-keypoints json assembly, the train/val split by image and writing the
   files (:func:`write_coco_dataset`).
@@ -21,7 +24,8 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
 import cv2
 import numpy as np
@@ -29,6 +33,10 @@ import numpy as np
 #: Smallest accepted image side in pixels: below this the smallest figures
 #: (about 30 px) no longer fit together with clutter and truncation.
 MIN_IMAGE_SIDE = 64
+
+#: Smallest object size (a person's height, a garment's size) in pixels,
+#: unless the image is too small for it (see :func:`size_bounds`).
+MIN_OBJECT_SIZE = 30.0
 
 #: Annotations with fewer labelled (v > 0) keypoints are not written.
 MIN_LABELLED_KEYPOINTS = 3
@@ -46,6 +54,9 @@ SKIN_TONES = np.array(
     [[190, 210, 245], [150, 185, 230], [110, 150, 205], [80, 120, 175],
      [60, 90, 140], [45, 65, 100], [170, 200, 235]],
     dtype=np.float64)
+
+#: A placed object of one generator (a person figure, a garment).
+T = TypeVar('T')
 
 #: ``generate_image(rng, width, height) -> (image, annotations)`` as used by
 #: :func:`write_coco_dataset`.
@@ -411,6 +422,124 @@ def add_sensor_noise(image: np.ndarray, rng: np.random.Generator) -> None:
     image[...] = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         image[...] = cv2.GaussianBlur(image, (3, 3), 0)
+
+
+# --------------------------------------------------------------------------
+# placing objects and composing an image
+# --------------------------------------------------------------------------
+def size_bounds(max_size: float,
+                min_size: float = MIN_OBJECT_SIZE) -> Tuple[float, float]:
+    """``(low, high)`` object size in pixels for a largest size of
+    ``max_size``: ``low`` is ``min_size`` unless that exceeds half of
+    ``max_size`` (small images)."""
+    return min(min_size, 0.5 * max_size), max_size
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """A size drawn log-uniformly from ``[low, high)`` (both > 0): as many
+    small objects as large ones per octave."""
+    return math.exp(rng.uniform(math.log(low), math.log(high)))
+
+
+def sample_anchor(rng: np.random.Generator,
+                  width: int,
+                  height: int,
+                  half_extent: Tuple[float, float],
+                  truncated_y: Tuple[float, float] = (-0.1, 1.1),
+                  truncate_prob: float = 0.25) -> np.ndarray:
+    """Pixel position ``(x, y)``, shape (2,), of a new object's anchor.
+
+    With probability ``truncate_prob`` the anchor is uniform over the image
+    widened by 10 % on the left and right and over the fractions
+    ``truncated_y`` of the height vertically, so the object may be cut by the
+    border; otherwise it is uniform over the positions that keep a box of
+    half-size ``half_extent = (half_w, half_h)`` pixels around it inside the
+    image (if the box is wider than the image, x is ``half_w``: the box
+    starts at the left border; the same for y).
+    """
+    if rng.random() < truncate_prob:
+        return np.array([
+            rng.uniform(-0.1, 1.1) * width,
+            rng.uniform(*truncated_y) * height
+        ])
+    half_w, half_h = half_extent
+    return np.array([
+        rng.uniform(half_w, max(half_w, width - half_w)),
+        rng.uniform(half_h, max(half_h, height - half_h))
+    ])
+
+
+def compose_image(
+        rng: np.random.Generator,
+        width: int,
+        height: int,
+        count_probs: Sequence[float],
+        sample_object: Callable[[np.random.Generator, int, int, Optional[T]],
+                                T],
+        render_objects: Callable[[np.ndarray, Sequence[T]],
+                                 List[np.ndarray]],
+        annotate_objects: Callable[
+            [Sequence[T], Sequence[np.ndarray], np.ndarray],
+            List[Optional[dict]]],
+        keypoints_of: Callable[[T], np.ndarray],
+        occluder_size_of: Callable[[T], float],
+        draw_order: Optional[Callable[[T], float]] = None
+) -> Tuple[np.ndarray, List[dict]]:
+    """One image of a toy dataset: the scene recipe the generators share.
+
+    In order, all from ``rng``: a textured background; 2-8 clutter shapes
+    (sizes 8-50 % of the shorter side); ``n`` objects with
+    ``P(n = i + 1) = count_probs[i]``, each placed next to a random earlier
+    one (``near``) with probability 0.4; the objects drawn (sorted by
+    ``draw_order`` first when given: later = in front); with probability
+    0.35 one or two occluders on top, each near a random keypoint of a
+    random object and sized from ``occluder_size_of`` (see
+    :func:`draw_occluders`); sensor noise; labels from the rendered masks.
+
+    Args:
+        rng: random generator of this image.
+        width, height: image size in pixels.
+        count_probs: probabilities of 1, 2, ... objects (sum 1).
+        sample_object: ``(rng, width, height, near) -> object``.
+        render_objects: ``(image, objects) -> masks`` drawing in list order,
+            one (H, W) bool mask per object.
+        annotate_objects: ``(objects, masks, occluder_mask) -> annotations``
+            (``None`` for an object to drop).
+        keypoints_of: ``object -> (K, 2)`` keypoints in pixels.
+        occluder_size_of: ``object -> reference size`` in pixels.
+        draw_order: sort key of the objects before drawing; ``None`` keeps
+            the sampling order.
+
+    Returns:
+        image (height, width, 3) uint8 BGR and the annotations that are not
+        ``None``.
+    """
+    image = textured_background(rng, width, height)
+    clutter = Painter(image)
+    side = min(width, height)
+    draw_distractors(clutter, rng, int(rng.integers(2, 9)),
+                     (0.08 * side, 0.5 * side))
+    count = int(rng.choice(len(count_probs), p=count_probs)) + 1
+    objects: List[T] = []
+    for _ in range(count):
+        near = (objects[int(rng.integers(len(objects)))]
+                if objects and rng.random() < 0.4 else None)
+        objects.append(sample_object(rng, width, height, near))
+    if draw_order is not None:
+        objects.sort(key=draw_order)
+    masks = render_objects(image, objects)
+    occluders = Painter(image)
+    if rng.random() < 0.35:
+        picks = rng.integers(len(objects), size=int(rng.integers(1, 3)))
+        anchors = []
+        for i in picks:
+            kpts = keypoints_of(objects[i])
+            anchors.append(kpts[rng.integers(len(kpts))])
+        sizes = np.array([occluder_size_of(objects[i]) for i in picks])
+        draw_occluders(occluders, rng, np.stack(anchors), sizes)
+    add_sensor_noise(image, rng)
+    anns = annotate_objects(objects, masks, occluders.mask)
+    return image, [a for a in anns if a is not None]
 
 
 # --------------------------------------------------------------------------

@@ -17,36 +17,61 @@ Each category's keypoints run around the garment outline (so its skeleton is
 the closed outline, and the keypoints are the polygon's vertices), and are
 left/right symmetric: ``left_*`` (the wearer's left, the image's right when
 the garment faces the camera) swaps with ``right_*`` of the same category.
-The mmpose metainfo of this layout is the file :data:`FASHION_METAINFO_FILE`
-(its sigmas and colours live only there); tests check that it matches
-:data:`FASHION_CATEGORIES`.
+Everything about the layout (names, order, swaps, outline skeleton, OKS
+sigmas, colours) is defined once, in this module; the mmpose metainfo is
+derived from it (:func:`fashion_dataset_info`, also behind the config file
+:data:`FASHION_METAINFO_FILE`).
 """
 import math
 import os.path as osp
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .toy_common import (Painter, add_sensor_noise, annotate_instances,
-                         draw_distractors, draw_occluders, random_color,
-                         random_pattern, rotation_matrix, textured_background)
+from .toy_common import (Painter, annotate_instances, compose_image,
+                         log_uniform, random_color, random_pattern,
+                         rotation_matrix, sample_anchor, size_bounds)
 
-#: (category name, keypoint-name prefix, local keypoint names in outline
-#: order). The order of this tuple fixes ids (1-based) and slices.
-_LAYOUT: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
-    ('short_sleeved_top', 'sst',
+#: (category name, keypoint-name prefix, BGR colour of its keypoints and
+#: links in visualisations, local keypoint names in outline order, OKS sigma
+#: per keypoint). The order of this tuple fixes ids (1-based) and slices.
+#: Sigmas are keyed by the name without its ``left_`` / ``right_`` side, so
+#: mirror partners share one by construction: tight at collars and waists,
+#: looser at hems and at points whose position along an edge is ambiguous
+#: (knees, sleeve ends).
+_LAYOUT: Tuple[Tuple[str, str, Tuple[int, int, int], Tuple[str, ...],
+                     Dict[str, float]], ...] = (
+    ('short_sleeved_top', 'sst', (255, 128, 0),
      ('collar_center', 'left_neck', 'left_shoulder', 'left_sleeve_outer',
       'left_sleeve_inner', 'left_armpit', 'left_hem', 'hem_center',
       'right_hem', 'right_armpit', 'right_sleeve_inner',
-      'right_sleeve_outer', 'right_shoulder', 'right_neck')),
-    ('trousers', 'trs',
+      'right_sleeve_outer', 'right_shoulder', 'right_neck'),
+     dict(collar_center=0.025, neck=0.025, shoulder=0.035,
+          sleeve_outer=0.040, sleeve_inner=0.040, armpit=0.035, hem=0.045,
+          hem_center=0.045)),
+    ('trousers', 'trs', (128, 0, 128),
      ('waist_center', 'left_waist', 'left_knee_outer', 'left_hem_outer',
       'left_hem_inner', 'crotch', 'right_hem_inner', 'right_hem_outer',
-      'right_knee_outer', 'right_waist')),
-    ('skirt', 'skt', ('waist_center', 'left_waist', 'left_hip', 'left_hem',
-                      'hem_center', 'right_hem', 'right_hip', 'right_waist')),
+      'right_knee_outer', 'right_waist'),
+     dict(waist_center=0.030, waist=0.030, knee_outer=0.050,
+          hem_outer=0.045, hem_inner=0.045, crotch=0.035)),
+    ('skirt', 'skt', (64, 128, 128),
+     ('waist_center', 'left_waist', 'left_hip', 'left_hem', 'hem_center',
+      'right_hem', 'right_hip', 'right_waist'),
+     dict(waist_center=0.030, waist=0.030, hip=0.040, hem=0.045,
+          hem_center=0.045)),
 )
+
+_SIDES = ('left_', 'right_')
+
+
+def _unsided(name: str) -> str:
+    """Local keypoint name without its ``left_`` / ``right_`` prefix."""
+    for side in _SIDES:
+        if name.startswith(side):
+            return name[len(side):]
+    return name
 
 
 def _swap_name(name: str) -> str:
@@ -63,7 +88,8 @@ def _build_layout() -> Tuple[List[dict], Tuple[str, ...], Tuple[int, ...]]:
     from :data:`_LAYOUT`."""
     categories, names, flip = [], [], []
     start = 0
-    for cat_id, (name, prefix, local) in enumerate(_LAYOUT, start=1):
+    for cat_id, (name, prefix, color, local, sigmas) in enumerate(
+            _LAYOUT, start=1):
         num = len(local)
         global_names = [f'{prefix}_{n}' for n in local]
         for n in local:
@@ -78,7 +104,9 @@ def _build_layout() -> Tuple[List[dict], Tuple[str, ...], Tuple[int, ...]]:
                 keypoints=tuple(global_names),
                 # Closed outline, as global 0-based index pairs.
                 skeleton=tuple((start + i, start + (i + 1) % num)
-                               for i in range(num))))
+                               for i in range(num)),
+                color=color,
+                sigmas=tuple(sigmas[_unsided(n)] for n in local)))
         names.extend(global_names)
         start += num
     return categories, tuple(names), tuple(flip)
@@ -86,7 +114,9 @@ def _build_layout() -> Tuple[List[dict], Tuple[str, ...], Tuple[int, ...]]:
 
 #: One dict per category: ``id`` (1-based), ``name``, ``prefix``, ``start``
 #: (first global keypoint index), ``num_keypoints``, ``keypoints`` (global
-#: names of its slice) and ``skeleton`` (global 0-based index pairs).
+#: names of its slice), ``skeleton`` (global 0-based index pairs),
+#: ``color`` (BGR of its keypoints and links in visualisations) and
+#: ``sigmas`` (OKS sigma per keypoint of its slice).
 FASHION_CATEGORIES: List[dict]
 #: All global keypoint names, ``<prefix>_<local name>``.
 FASHION_KEYPOINT_NAMES: Tuple[str, ...]
@@ -97,9 +127,59 @@ FASHION_CATEGORIES, FASHION_KEYPOINT_NAMES, FASHION_FLIP_INDICES = (
 #: Length of the global keypoint list.
 FASHION_NUM_KEYPOINTS = len(FASHION_KEYPOINT_NAMES)
 
-#: mmpose dataset_info file of this layout (absolute path).
+#: mmpose metainfo config file of this layout (absolute path), for
+#: ``metainfo=dict(from_file=FASHION_METAINFO_FILE)`` in configs. It holds
+#: no data of its own: its ``dataset_info`` is :func:`fashion_dataset_info`.
 FASHION_METAINFO_FILE = osp.join(
     osp.dirname(osp.abspath(__file__)), 'metainfo', 'toy_fashion.py')
+
+
+def fashion_dataset_info() -> dict:
+    """mmpose ``dataset_info`` of the layout, built from
+    :data:`FASHION_CATEGORIES` (the one source of keypoint names, swaps,
+    skeleton, colours and sigmas).
+
+    Returns:
+        a new dict with ``dataset_name`` (``'toy_fashion'``),
+        ``paper_info``, ``keypoint_info`` (global index -> ``name``, ``id``,
+        ``color``, ``type`` (empty: garments have no upper/lower body),
+        ``swap``), ``skeleton_info`` (link index -> ``link`` (name pair),
+        ``id``, ``color``; each category's closed outline),
+        ``joint_weights`` (all 1.0) and ``sigmas`` (one per keypoint), as
+        :func:`mmpose.datasets.datasets.utils.parse_pose_metainfo` reads
+        them.
+    """
+    names = FASHION_KEYPOINT_NAMES
+    keypoint_info, skeleton_info, sigmas = {}, {}, []
+    for cat in FASHION_CATEGORIES:
+        color = list(cat['color'])
+        for i, sigma in enumerate(cat['sigmas'], start=cat['start']):
+            partner = FASHION_FLIP_INDICES[i]
+            keypoint_info[i] = dict(
+                name=names[i],
+                id=i,
+                color=color,
+                type='',
+                swap='' if partner == i else names[partner])
+            sigmas.append(sigma)
+        for a, b in cat['skeleton']:
+            link_id = len(skeleton_info)
+            skeleton_info[link_id] = dict(
+                link=(names[a], names[b]), id=link_id, color=color)
+    return dict(
+        dataset_name='toy_fashion',
+        paper_info=dict(
+            author='mmkp_ext contributors',
+            title='Synthetic multi-class garment landmarks laid out like '
+            'DeepFashion2 (procedurally generated toy data)',
+            container='mmkp_ext',
+            year='2026',
+            homepage='',
+        ),
+        keypoint_info=keypoint_info,
+        skeleton_info=skeleton_info,
+        joint_weights=[1.0] * FASHION_NUM_KEYPOINTS,
+        sigmas=sigmas)
 
 
 def category_slice(category_id: int) -> slice:
@@ -372,6 +452,12 @@ def annotate_garments(garments: Sequence[Garment],
     return out
 
 
+def _extent(garment: Garment) -> float:
+    """Diagonal of the box of a garment's keypoints, in pixels."""
+    k = garment.keypoints
+    return float(np.linalg.norm(k.max(0) - k.min(0)))
+
+
 def sample_garment(rng: np.random.Generator,
                    width: int,
                    height: int,
@@ -384,26 +470,14 @@ def sample_garment(rng: np.random.Generator,
     """
     category_id = int(rng.integers(1, len(FASHION_CATEGORIES) + 1))
     outline = garment_outline(category_id, rng)
-    side = min(width, height)
-    s_max = 0.85 * side
-    s_min = min(30.0, 0.5 * s_max)
-    size = math.exp(rng.uniform(math.log(s_min), math.log(s_max)))
+    s_min, s_max = size_bounds(0.85 * min(width, height))
+    size = log_uniform(rng, s_min, s_max)
     if near is not None:
-        ref = float(np.linalg.norm(near.keypoints.max(0) -
-                                   near.keypoints.min(0))) / math.sqrt(2)
+        ref = _extent(near) / math.sqrt(2)
         size = float(np.clip(ref * rng.uniform(0.7, 1.3), s_min, s_max))
         center = near.keypoints.mean(0) + rng.uniform(-0.6, 0.6, 2) * ref
-    elif rng.random() < 0.25:
-        center = np.array([
-            rng.uniform(-0.1, 1.1) * width,
-            rng.uniform(-0.1, 1.1) * height
-        ])
     else:
-        half = 0.5 * size
-        center = np.array([
-            rng.uniform(half, max(half, width - half)),
-            rng.uniform(half, max(half, height - half))
-        ])
+        center = sample_anchor(rng, width, height, (0.5 * size, 0.5 * size))
     pattern = random_pattern(rng, size, random_color(rng))
     return place_garment(
         category_id,
@@ -427,30 +501,13 @@ def generate_fashion_image(rng: np.random.Generator, width: int,
         with at least three labelled keypoints (dicts as from
         :func:`annotate_garments`).
     """
-    image = textured_background(rng, width, height)
-    clutter = Painter(image)
-    draw_distractors(clutter, rng, int(rng.integers(2, 9)),
-                     (0.08 * min(width, height), 0.5 * min(width, height)))
-    count = int(rng.choice(3, p=(0.4, 0.35, 0.25))) + 1
-    garments: List[Garment] = []
-    for _ in range(count):
-        near = (garments[int(rng.integers(len(garments)))]
-                if garments and rng.random() < 0.4 else None)
-        garments.append(sample_garment(rng, width, height, near))
-    masks = render_garments(image, garments)
-    occluders = Painter(image)
-    if rng.random() < 0.35:
-        picks = rng.integers(len(garments), size=int(rng.integers(1, 3)))
-        anchors = np.stack([
-            garments[i].keypoints[rng.integers(len(garments[i].keypoints))]
-            for i in picks
-        ])
-        sizes = np.array([
-            np.linalg.norm(garments[i].keypoints.max(0) -
-                           garments[i].keypoints.min(0)) for i in picks
-        ])
-        draw_occluders(occluders, rng, anchors, sizes)
-    add_sensor_noise(image, rng)
-    anns = annotate_garments(garments, masks, occluders.mask)
-    return image, [a for a in anns if a is not None]
-
+    return compose_image(
+        rng,
+        width,
+        height,
+        count_probs=(0.4, 0.35, 0.25),
+        sample_object=sample_garment,
+        render_objects=render_garments,
+        annotate_objects=annotate_garments,
+        keypoints_of=lambda g: g.keypoints,
+        occluder_size_of=_extent)

@@ -2,7 +2,7 @@
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
-from .toy_fashion import FASHION_METAINFO_FILE
+from .toy_fashion import fashion_dataset_info
 
 
 @DATASETS.register_module()
@@ -15,8 +15,9 @@ class ToyFashionDataset(BaseCocoStyleDataset):
     outside its category's slice, so its ``keypoints`` are (1, 32, 2) and
     ``keypoints_visible`` (1, 32); ``category_id`` says which slice is live.
     The metainfo (names, flip pairs within each category, per-category
-    outline skeletons, sigmas) is read from the package's own
-    ``datasets/metainfo/toy_fashion.py``, so no config needs to name it.
+    outline skeletons, sigmas) is
+    :func:`~mmkp_ext.datasets.toy_fashion.fashion_dataset_info`, derived
+    from the generator's layout, so no config needs to name it.
     """
 
-    METAINFO: dict = dict(from_file=FASHION_METAINFO_FILE)
+    METAINFO: dict = fashion_dataset_info()

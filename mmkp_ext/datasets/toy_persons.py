@@ -20,10 +20,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .toy_common import (Painter, add_sensor_noise, annotate_instances,
-                         draw_distractors, draw_occluders, random_color,
-                         random_pattern, rotation_matrix, skin_color,
-                         textured_background)
+from .toy_common import (Painter, annotate_instances, compose_image,
+                         log_uniform, random_color, random_pattern,
+                         rotation_matrix, sample_anchor, size_bounds,
+                         skin_color)
 
 #: The 17 COCO keypoints, in COCO order.
 COCO_KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear',
@@ -386,9 +386,8 @@ def sample_figure(rng: np.random.Generator,
     border (truncation). With ``near``, the figure is put next to that one
     so that they overlap.
     """
-    h_max = 0.92 * height
-    h_min = min(30.0, 0.5 * h_max)
-    size = math.exp(rng.uniform(math.log(h_min), math.log(h_max)))
+    h_min, h_max = size_bounds(0.92 * height)
+    size = log_uniform(rng, h_min, h_max)
     if near is not None:
         # Similar size and horizontally shifted by 20-60 % of the height.
         size = float(np.clip(near.height * rng.uniform(0.75, 1.3), h_min,
@@ -398,17 +397,10 @@ def sample_figure(rng: np.random.Generator,
             rng.uniform(-0.15, 0.15) * near.height
         ])
         pelvis = near.pelvis + offset
-    elif rng.random() < 0.25:
-        pelvis = np.array([
-            rng.uniform(-0.1, 1.1) * width,
-            rng.uniform(0.2, 1.15) * height
-        ])
     else:
-        half_w, half_h = 0.3 * size, 0.5 * size
-        pelvis = np.array([
-            rng.uniform(half_w, max(half_w, width - half_w)),
-            rng.uniform(half_h, max(half_h, height - half_h))
-        ])
+        # Truncated figures stand low: the pelvis at 20-115 % of the height.
+        pelvis = sample_anchor(rng, width, height, (0.3 * size, 0.5 * size),
+                               truncated_y=(0.2, 1.15))
     colors = sample_colors(rng)
     pattern = (
         random_pattern(rng, 0.3 * size, colors['shirt'])
@@ -437,27 +429,14 @@ def generate_persons_image(rng: np.random.Generator, width: int,
         figures that keep at least three labelled keypoints (dicts as from
         :func:`annotate_persons`).
     """
-    image = textured_background(rng, width, height)
-    clutter = Painter(image)
-    draw_distractors(clutter, rng, int(rng.integers(2, 9)),
-                     (0.08 * min(width, height), 0.5 * min(width, height)))
-    count = int(rng.choice(4, p=(0.35, 0.3, 0.2, 0.15))) + 1
-    figures: List[PersonFigure] = []
-    for _ in range(count):
-        near = (figures[int(rng.integers(len(figures)))]
-                if figures and rng.random() < 0.4 else None)
-        figures.append(sample_figure(rng, width, height, near))
-    figures.sort(key=lambda f: f.pelvis[1])
-    masks = render_persons(image, figures)
-    occluders = Painter(image)
-    if rng.random() < 0.35:
-        picks = rng.integers(len(figures), size=int(rng.integers(1, 3)))
-        anchors = np.stack([
-            figures[i].keypoints[rng.integers(len(COCO_KEYPOINT_NAMES))]
-            for i in picks
-        ])
-        draw_occluders(occluders, rng, anchors,
-                       np.array([figures[i].height for i in picks]))
-    add_sensor_noise(image, rng)
-    anns = annotate_persons(figures, masks, occluders.mask)
-    return image, [a for a in anns if a is not None]
+    return compose_image(
+        rng,
+        width,
+        height,
+        count_probs=(0.35, 0.3, 0.2, 0.15),
+        sample_object=sample_figure,
+        render_objects=render_persons,
+        annotate_objects=annotate_persons,
+        keypoints_of=lambda f: f.keypoints,
+        occluder_size_of=lambda f: f.height,
+        draw_order=lambda f: f.pelvis[1])

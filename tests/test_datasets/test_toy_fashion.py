@@ -64,11 +64,21 @@ def test_layout_tables():
         category_slice(len(FASHION_CATEGORIES) + 1)
 
 
-def test_metainfo_matches_layout():
-    from mmkp_ext.datasets.toy_fashion_dataset import ToyFashionDataset
+def test_metainfo_is_derived_from_layout():
+    from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    assert ToyFashionDataset.METAINFO['from_file'] == FASHION_METAINFO_FILE
+
+    from mmkp_ext.datasets.toy_fashion import fashion_dataset_info
+    from mmkp_ext.datasets.toy_fashion_dataset import ToyFashionDataset
     assert osp.isabs(FASHION_METAINFO_FILE)
+    # The config file (for configs), the function and the dataset class
+    # carry the same dataset_info.
+    from_file = Config.fromfile(FASHION_METAINFO_FILE)
+    assert list(from_file.keys()) == ['dataset_info']
+    info = fashion_dataset_info()
+    assert info == ToyFashionDataset.METAINFO
+    assert from_file.dataset_info.to_dict() == info
+    assert fashion_dataset_info() is not fashion_dataset_info()
     meta = parse_pose_metainfo(dict(from_file=FASHION_METAINFO_FILE))
     assert meta['dataset_name'] == 'toy_fashion'
     assert meta['num_keypoints'] == FASHION_NUM_KEYPOINTS
@@ -84,19 +94,56 @@ def test_metainfo_matches_layout():
     for cat in FASHION_CATEGORIES:
         sl = category_slice(cat['id'])
         assert np.any(flip[sl] != np.arange(sl.start, sl.stop))
-    # Skeleton: each category's closed outline.
-    expected = {
-        tuple(link)
-        for c in FASHION_CATEGORIES for link in c['skeleton']
-    }
-    assert {tuple(link) for link in meta['skeleton_links']} == expected
+    # Skeleton: each category's closed outline, in outline order.
+    expected = [link for c in FASHION_CATEGORIES for link in c['skeleton']]
+    assert [tuple(link) for link in meta['skeleton_links']] == expected
     for a, b in meta['skeleton_links']:
         assert _category_of(a) == _category_of(b)
     sigmas = meta['sigmas']
-    assert sigmas.shape == (FASHION_NUM_KEYPOINTS, )
-    assert np.all((sigmas >= 0.025) & (sigmas <= 0.05))
     np.testing.assert_array_equal(sigmas, sigmas[flip])
     assert meta['dataset_keypoint_weights'].shape == (FASHION_NUM_KEYPOINTS, )
+
+
+def test_metainfo_values():
+    """Hand-checked entries, so that deriving the metainfo cannot silently
+    change what the metric and the flip test see."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+
+    from mmkp_ext.datasets.toy_fashion import fashion_dataset_info
+    info = fashion_dataset_info()
+    kp = info['keypoint_info']
+    assert kp[0] == dict(name='sst_collar_center', id=0,
+                         color=[255, 128, 0], type='', swap='')
+    assert kp[1]['swap'] == 'sst_right_neck'
+    assert kp[13]['swap'] == 'sst_left_neck'
+    assert kp[19] == dict(name='trs_crotch', id=19, color=[128, 0, 128],
+                          type='', swap='')
+    assert kp[31]['name'] == 'skt_right_waist'
+    assert kp[31]['swap'] == 'skt_left_waist'
+    assert kp[31]['color'] == [64, 128, 128]
+    sk = info['skeleton_info']
+    assert len(sk) == 32
+    assert sk[13] == dict(link=('sst_right_neck', 'sst_collar_center'),
+                          id=13, color=[255, 128, 0])
+    assert sk[14]['link'] == ('trs_waist_center', 'trs_left_waist')
+    assert sk[31]['link'] == ('skt_right_waist', 'skt_waist_center')
+    # The OKS sigmas, keypoint by keypoint (the values the dataset was
+    # released with).
+    np.testing.assert_array_equal(info['sigmas'], [
+        0.025, 0.025, 0.035, 0.040, 0.040, 0.035, 0.045,
+        0.045, 0.045, 0.035, 0.040, 0.040, 0.035, 0.025,
+        0.030, 0.030, 0.050, 0.045, 0.045, 0.035, 0.045, 0.045, 0.050,
+        0.030,
+        0.030, 0.030, 0.040, 0.045, 0.045, 0.045, 0.040, 0.030,
+    ])
+    assert info['joint_weights'] == [1.0] * 32
+    meta = parse_pose_metainfo(info)
+    assert {tuple(sorted(p)) for p in meta['flip_pairs']} == {
+        (1, 13), (2, 12), (3, 11), (4, 10), (5, 9), (6, 8), (15, 23),
+        (16, 22), (17, 21), (18, 20), (25, 31), (26, 30), (27, 29)
+    }
+    # Garments have no upper / lower body.
+    assert meta['upper_body_ids'] == [] and meta['lower_body_ids'] == []
 
 
 def test_determinism(tmp_path):
