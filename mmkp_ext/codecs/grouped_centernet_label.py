@@ -818,9 +818,10 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
                  sigma: float) -> Tuple[Tensor, Tensor]:
         """Exact Gaussian-rescored argmax cell of every query.
 
-        Maximises ``log h(p) - |p - c|^2 / (2 sigma^2)`` (the log of
-        ``h * mask``; no underflow for far coarse points) over the cells
-        ``p`` of channel ``channel`` for the coarse point ``c``. Candidates:
+        Maximises ``log h(p) - |p + 0.5 - c|^2 / (2 sigma^2)`` (the log of
+        ``h * mask``; no underflow for far coarse points; ``p + 0.5`` is the
+        centre of cell ``p``) over the cells ``p`` of channel ``channel``
+        for the coarse point ``c``. Candidates:
         the ``(2R+1)^2`` window around ``round(c)`` (``R = ceil(
         rescore_window * sigma)``) and the channel's ``T`` highest cells.
         Any other cell is at least ``R + 0.5`` from ``c`` and at most the
@@ -841,9 +842,13 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         HW = H * W
         device = coarse.device
         inv2s2 = 1.0 / (2 * sigma * sigma)
-        # Keep rounding and index arithmetic finite for wild regressions.
-        coarse = coarse.nan_to_num(0.0).clamp(-4.0 * max(H, W),
-                                              5.0 * max(H, W))
+        # Cell (i, j) stands for the points of [j, j + 1) x [i, i + 1) (a
+        # keypoint's peak sits in cell floor(kp)), so distances are measured
+        # to cell centres: shifting the coarse point by -0.5 lets integer
+        # cell indices stand for those centres below. Keep rounding and
+        # index arithmetic finite for wild regressions.
+        coarse = (coarse.nan_to_num(0.0) - 0.5).clamp(-4.0 * max(H, W),
+                                                      5.0 * max(H, W))
         best_x = torch.zeros(B, N, S, dtype=torch.long, device=device)
         best_y = torch.zeros_like(best_x)
         R = int(math.ceil(self.rescore_window * sigma))

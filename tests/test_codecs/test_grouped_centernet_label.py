@@ -401,8 +401,9 @@ def ref_decode(codec, out, mode, sigma, topk):
             py = y + out['keypoint_reg'][2 * g + 1, y, x]
             hmap = kh[codec.hm_group[k]]
             if mode == 'rescore':
-                mask = np.exp(-((cols - px)**2 + (rows - py)**2) /
-                              (2 * sigma**2))
+                # distance to cell centres: cell j covers [j, j + 1)
+                mask = np.exp(-((cols + 0.5 - px)**2 + (rows + 0.5 - py)**2)
+                              / (2 * sigma**2))
                 i, j = np.unravel_index(np.argmax(hmap * mask), hmap.shape)
                 kps[k] = (j + koff[0, i, j], i + koff[1, i, j])
                 scores[k] = hmap[i, j]

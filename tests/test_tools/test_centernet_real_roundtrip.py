@@ -75,20 +75,6 @@ META_KEYS = ('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
              'img_shape', 'input_size', 'input_center', 'input_scale', 'flip',
              'flip_direction', 'flip_indices', 'raw_ann_info')
 
-# The rescore decoder scores cell (i, j) by its distance from the coarse
-# point to the point (j, i), the cell's corner, while the target peak of a
-# keypoint kp sits in cell floor(kp) and stands for points of [j, j + 1).
-# For a coarse point in the far half of the cell the next cell's corner is
-# nearer, and with a wide heatmap Gaussian the mask wins: the decoder moves
-# one cell on and reads an offset that was never trained there (here errors
-# up to 0.5 output px on DF2 and 0.65 on COCO at 512 px, on keypoints alone
-# in their cell). Measuring to the cell centre (j + 0.5, i + 0.5) makes it
-# exact, like 'nearest'.
-RESCORE_HALF_CELL = pytest.mark.xfail(
-    strict=True,
-    reason='GroupedCenterNetLabel rescore measures the Gaussian mask to the '
-    'cell corner, not the cell centre (half-cell bias)')
-
 
 def _fixture_dir(folder, ann_file):
     root = osp.join(shared_data_dir(), folder)
@@ -304,7 +290,7 @@ def test_objects_categories_boxes_and_keypoints(decoded, case, input_size,
 
 
 @pytest.mark.parametrize('mode', [
-    pytest.param('rescore', marks=RESCORE_HALF_CELL),
+    'rescore',
     'nearest',
 ])
 @pytest.mark.parametrize('case, input_size', [('deepfashion2', 512),

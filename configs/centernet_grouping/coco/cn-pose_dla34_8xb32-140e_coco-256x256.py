@@ -12,8 +12,9 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 max_epochs = 140
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 
-# CenterNet multi_pose: Adam, lr 1.25e-4 per 32 images, x0.1 at 90 and 120.
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=2.5e-4 * 2))
+# CenterNet's DLA multi_pose recipe: Adam, lr 5e-4 at batch 128 (here 1e-3
+# at 8 x 32), x0.1 at epochs 90 and 120.
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=500, start_factor=0.001,
          by_epoch=False),
@@ -81,10 +82,17 @@ train_pipeline = [
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]
+# meta_keys without 'category_id': in bottom-up mode it is the (N,) array of
+# the image's GT ids, which mmpose's CocoMetric would copy into every result
+# (xtcocotools then fails); predictions carry their own category_id.
 val_pipeline = [
     dict(type='LoadImage'),
     dict(type='BottomupResize', input_size=input_size),
-    dict(type='PackPoseInputs'),
+    dict(type='PackPoseInputs',
+         meta_keys=('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
+                    'img_shape', 'input_size', 'input_center',
+                    'input_scale', 'flip', 'flip_direction',
+                    'flip_indices', 'raw_ann_info')),
 ]
 
 train_dataloader = dict(
