@@ -28,7 +28,11 @@ model = dict(
         deconv_kernel_sizes=(4, ),
         loss=dict(type='L1Loss', use_target_weight=True),
         decoder=codec),
-    # Flip test: see SoftArgmaxHead.predict for what shift_heatmap does.
+    # Flip test fuses the logits of the crop and of its mirror image. The
+    # mirror's map, flipped back, lies 0.75 heatmap px left (x -> w - 1 - x
+    # at stride 4); shift_heatmap moves it one pixel right, so the fused
+    # keypoints end 0.125 px right of the truth instead of 0.375 px left
+    # (see SoftArgmaxHead.predict).
     test_cfg=dict(_delete_=True, flip_test=True, shift_heatmap=True))
 
 train_pipeline = [

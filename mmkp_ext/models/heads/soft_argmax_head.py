@@ -126,7 +126,9 @@ class SoftArgmaxHead(BaseHead):
     heatmap logits, and regresses normalised coordinates with
     :func:`soft_argmax_2d` (see the module docstring for the convention).
     Flip test fuses the heatmap logits of the original and the flipped image
-    before the soft-argmax.
+    before the soft-argmax; set ``test_cfg['shift_heatmap'] = True`` with it
+    (see :meth:`predict`: without the shift the fused keypoints are 0.375
+    heatmap pixel too far left at stride 4, with it 0.125 px right).
 
     Args:
         in_channels (int): Channels of the last input feature map.
@@ -369,6 +371,22 @@ class SoftArgmaxHead(BaseHead):
         pixel right with ``test_cfg['shift_heatmap']``, default False) and
         averaged with the original logits; the soft-argmax and the scores are
         computed on this fused map.
+
+        ``shift_heatmap``: the estimator flips the input crop as
+        ``inputs.flip(-1)``, which maps input x to ``w - 1 - x``. With
+        heatmap pixel ``j`` at input pixel ``j * s`` (stride ``s = w / W``),
+        the flipped image's map, flipped back, shows a keypoint at
+        ``j - (1 - 1 / s)``: 0.75 heatmap pixel left of the original branch
+        for ``s = 4``. ``shift_heatmap=True`` (mmpose's flip-test convention)
+        moves it one pixel right, i.e. ``1 / s`` too far (its first column
+        is repeated). Averaging the logits of two equally shaped peaks puts
+        the fused peak half-way (exactly so for Gaussian peaks, whose logits
+        are quadratic), so the flip-test keypoints lie ``1 / (2 s)``
+        heatmap pixel right of the truth with the shift (+0.125 px = +0.5
+        input px at ``s = 4``) and ``(1 - 1 / s) / 2`` left without it
+        (-0.375 px = -1.5 input px), both measured on a mirror-symmetric
+        synthetic case; ``tests/test_tools/test_real_coco.py`` pins both on
+        real COCO crops. Keep it on (the soft-argmax configs set it).
 
         Args:
             feats: Multi-scale features, or ``[orig, flipped]`` of them.
