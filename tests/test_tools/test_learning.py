@@ -16,11 +16,11 @@ including its start-up and validation; test.py takes about 6.5 s):
 ==============================  ===========  ===============  ===========
 run                             heatmap AP   soft-argmax AP   train.py
 ==============================  ===========  ===============  ===========
-data seed 1, training seed 0    0.2227       0.1628           41 s
-data seed 1, training seed 1    0.2455       0.1743           42 s
-data seed 1, training seed 2    0.2152       0.1566           41 s
-data seed 2, training seed 0    0.1872       0.1271           38 s
-data seed 1, lr = 0             0.0000       0.0000           59 s (busy)
+data seed 1, training seed 0    0.222650     0.162836         41 s
+data seed 1, training seed 1    0.245473     0.174270         42 s
+data seed 1, training seed 2    0.215184     0.156552         41 s
+data seed 2, training seed 0    0.187188     0.127126         38 s
+data seed 1, lr = 0             0.000000     0.000000         59 s (busy)
 ==============================  ===========  ===============  ===========
 
 The test uses data seed 1 and the config's training seed 0. ``lr = 0``
