@@ -12,15 +12,19 @@ mmpose's stock scripts only.
 """
 import argparse
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
 
+from mmkp_ext.utils import parse_metric
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
 CONFIG = ('configs/centernet_grouping/toy_fashion/'
           'cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py')
 PREFIX = 'toy_fashion'
+KEYS = ('AP', 'AP .5', 'AR', 'AP_short_sleeved_top', 'AP_trousers',
+        'AP_skirt')
 
 
 def parse_args():
@@ -48,12 +52,10 @@ def run(cmd):
     return ''.join(lines)
 
 
-def metrics(text):
-    """The last evaluation's ``toy_fashion/<name>: value`` pairs."""
-    found = re.findall(PREFIX + r'/([^:]+): (-?[0-9.]+)', text)
-    if not found:
-        sys.exit(f'no {PREFIX}/ metrics in the output')
-    return {k.strip(): float(v) for k, v in found}
+def metrics(text, names):
+    """The last logged value of ``toy_fashion/<name>`` for each name (the
+    shared mmengine-log parser)."""
+    return {name: parse_metric(text, f'{PREFIX}/{name}') for name in names}
 
 
 def main():
@@ -84,12 +86,11 @@ def main():
                    osp.join(args.work_dir, f'test_{mode}'), '--cfg-options',
                    f'model.test_cfg.decode_mode={mode}', *data_opts])
         times[f'test ({mode})'] = time.time() - t0
-        results[mode] = metrics(out)
+        results[mode] = metrics(out, KEYS)
 
-    names = [k for k in results['rescore'] if k.startswith('AP_')]
     print('\n==== demo-centernet summary ====')
     print(f'{"metric":<28}{"rescore":>10}{"nearest":>10}')
-    for key in ['AP', 'AP .5', 'AR'] + names:
+    for key in KEYS:
         print(f'{key:<28}{results["rescore"].get(key, float("nan")):>10.3f}'
               f'{results["nearest"].get(key, float("nan")):>10.3f}')
     for step, t in times.items():
