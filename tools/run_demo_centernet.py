@@ -21,7 +21,7 @@ from mmkp_ext.utils import parse_metric
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 CONFIG = ('configs/centernet_grouping/toy_fashion/'
-          'cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py')
+          'cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py')
 PREFIX = 'toy_fashion'
 KEYS = ('AP', 'AP .5', 'AR', 'AP_short_sleeved_top', 'AP_trousers',
         'AP_skirt')
@@ -32,7 +32,7 @@ def parse_args():
     parser.add_argument('--work-dir', default='work_dirs/demo_centernet')
     parser.add_argument('--data-root', default='data/toy_fashion')
     parser.add_argument('--num-images', type=int, default=300)
-    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--epochs', type=int, default=80)
     return parser.parse_args()
 
 
@@ -75,7 +75,8 @@ def main():
     t0 = time.time()
     run([py, 'tools/train.py', CONFIG, '--work-dir', args.work_dir,
          '--cfg-options', f'train_cfg.max_epochs={args.epochs}',
-         f'train_cfg.val_interval={args.epochs}', *data_opts])
+         f'train_cfg.val_interval={args.epochs}',
+         f'default_hooks.checkpoint.interval={args.epochs}', *data_opts])
     times['train'] = time.time() - t0
     ckpt = osp.join(args.work_dir, f'epoch_{args.epochs}.pth')
 

@@ -37,7 +37,7 @@ from mmpose.registry import METRICS, MODELS
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs/centernet_grouping/toy_fashion/'
-    'cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py')
+    'cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py')
 SIGMAS = (1.0, 4.0)
 BATCH = 4
 NUM_VAL = 6

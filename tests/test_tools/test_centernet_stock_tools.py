@@ -40,7 +40,7 @@ from mmpose.registry import DATASETS, MODELS
 
 TOY_CONFIG = osp.join(
     REPO_ROOT, 'configs/centernet_grouping/toy_fashion/'
-    'cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py')
+    'cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py')
 DF2_CONFIG = osp.join(
     REPO_ROOT, 'configs/centernet_grouping/deepfashion2/'
     'cn-pose_dla34_8xb32-140e_deepfashion2-512x512.py')

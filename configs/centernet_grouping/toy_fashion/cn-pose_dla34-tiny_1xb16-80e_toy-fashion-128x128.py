@@ -5,20 +5,22 @@
 # trains on a CPU in minutes; ungrouped (32 regression and 32 heatmap
 # groups). Used by the tests and by `make demo-centernet`.
 #   python tools/make_toy_dataset.py --kind fashion --out data/toy_fashion
-#   python tools/train.py configs/centernet_grouping/toy_fashion/cn-pose_dla34-tiny_1xb16-40e_toy-fashion-128x128.py
+#   python tools/train.py configs/centernet_grouping/toy_fashion/cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py
 _base_ = ['mmpose::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 
 randomness = dict(seed=0)
 
-max_epochs = 40
-train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+max_epochs = 80
+train_cfg = dict(max_epochs=max_epochs, val_interval=20)
 
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
+# From scratch on a CPU: a high Adam lr and no rotation learn fastest here
+# (measured: docs/centernet_grouping.md).
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=5e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
          by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[30, 36],
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[65, 75],
          gamma=0.1, by_epoch=True),
 ]
 auto_scale_lr = dict(base_batch_size=16)
@@ -64,7 +66,7 @@ data_root = 'data/toy_fashion/'
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='BottomupRandomAffine', input_size=input_size,
-         shift_factor=0.1, rotate_factor=15, scale_factor=(0.8, 1.2)),
+         shift_factor=0.1, rotate_factor=0, scale_factor=(0.8, 1.2)),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='CenterNetFilterInstances',
          category_keypoints=category_keypoints),
@@ -110,7 +112,7 @@ test_dataloader = val_dataloader
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=1,
+        type='CheckpointHook', interval=20, max_keep_ckpts=1,
         save_best='toy_fashion/AP', rule='greater'))
 
 val_evaluator = dict(
