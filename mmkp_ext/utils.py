@@ -71,3 +71,26 @@ def parse_metric(text: str, key: str = 'coco/AP') -> float:
             f'no {key!r} value found in the log ({len(text)} characters); '
             f'did the run reach validation/testing? Its last lines:\n{tail}')
     return values[-1]
+
+
+def run_streaming(cmd: List[str], cwd: str) -> str:
+    """Run ``cmd`` in ``cwd``, echoing its merged stdout / stderr line by
+    line, and return that output.
+
+    Raises:
+        RuntimeError: if the command exits non-zero (names the command and
+            its exit code).
+    """
+    import subprocess
+    import sys
+    print('$', ' '.join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    if proc.wait() != 0:
+        raise RuntimeError(f'command failed with exit code {proc.returncode}:'
+                           ' ' + ' '.join(cmd))
+    return ''.join(lines)

@@ -4,7 +4,10 @@ import os.path as osp
 
 import pytest
 
-from mmkp_ext.utils import mmpose_tool_path, parse_metric, parse_metric_values
+import sys
+
+from mmkp_ext.utils import (mmpose_tool_path, parse_metric, parse_metric_values,
+                            run_streaming)
 
 # Verbatim excerpt of a stock train.py log (mmengine 0.10.7, mmpose 1.3.2,
 # CocoMetric; validation after epochs 2 and 12): xtcocotools' own summary
@@ -67,3 +70,14 @@ def test_mmpose_tool_path():
     assert osp.isfile(mmpose_tool_path('train.py'))
     with pytest.raises(FileNotFoundError, match='no_such_tool.py'):
         mmpose_tool_path('no_such_tool.py')
+
+
+def test_run_streaming_echoes_returns_and_fails_clearly(tmp_path, capsys):
+    out = run_streaming([sys.executable, '-c',
+                         'import os; print("a"); print(os.getcwd())'],
+                        str(tmp_path))
+    assert out.splitlines() == ['a', str(tmp_path)]
+    assert 'a\n' in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match='exit code 3'):
+        run_streaming([sys.executable, '-c', 'raise SystemExit(3)'],
+                      str(tmp_path))

@@ -17,11 +17,10 @@ import argparse
 import glob
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric, parse_metric_values
+from mmkp_ext.utils import parse_metric, parse_metric_values, run_streaming
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/soft_argmax/toy_persons/'
@@ -40,17 +39,10 @@ def parse_args():
 def run(cmd):
     """Run a command from the repository root, streaming its output, and
     return the output; exit with its code if it fails."""
-    print('$', ' '.join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        lines.append(line)
-    if proc.wait() != 0:
-        sys.exit(f'command failed with exit code {proc.returncode}: '
-                 + ' '.join(cmd))
-    return ''.join(lines)
+    try:
+        return run_streaming(cmd, REPO)
+    except RuntimeError as e:
+        sys.exit(str(e))
 
 
 def best_checkpoint(work_dir):

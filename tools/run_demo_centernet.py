@@ -12,11 +12,10 @@ mmpose's stock scripts only.
 """
 import argparse
 import os.path as osp
-import subprocess
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric
+from mmkp_ext.utils import parse_metric, run_streaming
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -37,19 +36,12 @@ def parse_args():
 
 
 def run(cmd):
-    """Run ``cmd`` from the repository root, streaming its output; return
-    the output, exit with its code if it fails."""
-    print('$', ' '.join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        lines.append(line)
-    if proc.wait() != 0:
-        sys.exit(f'command failed with exit code {proc.returncode}: '
-                 + ' '.join(cmd))
-    return ''.join(lines)
+    """Run a command from the repository root, streaming its output, and
+    return the output; exit with its code if it fails."""
+    try:
+        return run_streaming(cmd, REPO)
+    except RuntimeError as e:
+        sys.exit(str(e))
 
 
 def metrics(text, names):
