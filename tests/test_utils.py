@@ -1,10 +1,9 @@
 """mmkp_ext.utils: the metric parser shared by tools/run_demo.py and the
 tests, and the locator of mmpose's stock scripts."""
 import os.path as osp
+import sys
 
 import pytest
-
-import sys
 
 from mmkp_ext.utils import (mmpose_tool_path, parse_metric, parse_metric_values,
                             run_streaming)
