@@ -39,6 +39,7 @@ def build_model(groups, size):
     """DLA-34 + DLAUpNeck + CenterNetPoseHead for the DF2 layout with ``groups``
     regression and heatmap groups (``None``: ungrouped)."""
     import mmkp_ext  # noqa: F401
+    from mmengine.registry import DefaultScope
     from mmpose.registry import MODELS
     K = 294
     group = None if groups is None else [k % groups for k in range(K)]
@@ -46,17 +47,17 @@ def build_model(groups, size):
                  heatmap_size=(size // 4, size // 4), num_keypoints=K,
                  category_keypoints='deepfashion2', reg_group=group,
                  hm_group=group, topk=100)
-    model = MODELS.build(
-        dict(type='CenterNetPoseEstimator',
-             data_preprocessor=dict(type='PoseDataPreprocessor'),
-             backbone=dict(type='DLANet', depth=34),
-             neck=dict(type='DLAUpNeck'),
-             head=dict(type='CenterNetPoseHead', in_channels=64,
-                       num_keypoints=K, category_keypoints='deepfashion2',
-                       head_conv=256, reg_group=group, hm_group=group,
-                       decoder=codec),
-             test_cfg=dict(flip_test=False)))
-    return model
+    cfg = dict(type='CenterNetPoseEstimator',
+               data_preprocessor=dict(type='PoseDataPreprocessor'),
+               backbone=dict(type='DLANet', depth=34),
+               neck=dict(type='DLAUpNeck'),
+               head=dict(type='CenterNetPoseHead', in_channels=64,
+                         num_keypoints=K, category_keypoints='deepfashion2',
+                         head_conv=256, reg_group=group, hm_group=group,
+                         decoder=codec),
+               test_cfg=dict(flip_test=False))
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        return MODELS.build(cfg)
 
 
 def fake_batch(model, batch, size, rng):
