@@ -15,7 +15,7 @@ max_epochs = 80
 train_cfg = dict(max_epochs=max_epochs, val_interval=20)
 
 # From scratch on a CPU: a high Adam lr and no rotation learn fastest here
-# (measured: docs/centernet_grouping.md).
+# (measured: docs/benchmarks.md).
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=5e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
@@ -36,7 +36,7 @@ codec = dict(
     category_keypoints=category_keypoints,
     decode_mode='rescore',
     # tools/sweep_rescore_sigma.py on the 80-epoch model: best of
-    # {1, 2, 3, 4, 6, 8, 12} (docs/centernet_grouping.md)
+    # {1, 2, 3, 4, 6, 8, 12} (docs/benchmarks.md)
     rescore_sigma=3.0,
     topk=20)
 
