@@ -1,9 +1,13 @@
 """Keypoint codecs; importing registers them into ``mmpose.registry.KEYPOINT_CODECS``."""
 from .grouped_centernet_label import (DECODE_MODES, OUTPUT_KEYS,
-                                      GroupedCenterNetLabel, draw_gaussians,
-                                      gaussian_radius, resolve_grouping)
+                                      GroupedCenterNetLabel,
+                                      class_channel_matrix, draw_gaussians,
+                                      gaussian_radius, output_channels,
+                                      resolve_category_ranges,
+                                      resolve_grouping)
 
 __all__ = [
     'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',
-    'resolve_grouping', 'OUTPUT_KEYS', 'DECODE_MODES'
+    'resolve_grouping', 'resolve_category_ranges', 'class_channel_matrix',
+    'output_channels', 'OUTPUT_KEYS', 'DECODE_MODES'
 ]

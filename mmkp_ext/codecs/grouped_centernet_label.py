@@ -42,7 +42,8 @@ from mmkp_ext.grouping.grouping_file import (inconsistent_pairs, load_grouping,
 
 __all__ = [
     'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',
-    'resolve_grouping', 'OUTPUT_KEYS', 'DECODE_MODES'
+    'resolve_grouping', 'resolve_category_ranges', 'class_channel_matrix',
+    'output_channels', 'OUTPUT_KEYS', 'DECODE_MODES'
 ]
 
 #: Names (and order) of the six head outputs.
@@ -162,6 +163,41 @@ def resolve_grouping(num_keypoints: int,
         list(ident) if hm_group is None else validate_group(
             hm_group, num_keypoints, 'hm_group'))
     return reg, hm
+
+
+def resolve_category_ranges(num_keypoints: int,
+                            category_keypoints=None) -> List[Tuple[int, int]]:
+    """Class keypoint ranges shared by the codec and the head: ``None`` is
+    one class owning all ``num_keypoints`` keypoints, anything else goes
+    through :func:`~mmkp_ext.datasets.category_layouts.
+    get_category_keypoint_ranges`."""
+    if category_keypoints is None:
+        return [(0, num_keypoints - 1)]
+    return get_category_keypoint_ranges(category_keypoints, num_keypoints)
+
+
+def class_channel_matrix(category_ranges: Sequence[Tuple[int, int]],
+                         hm_group: Sequence[int]) -> np.ndarray:
+    """``(C, G_h)`` bool: heatmap channel ``g`` holds a keypoint of class
+    ``c`` (the basis of the present-class channel mask)."""
+    hm = np.asarray(hm_group)
+    matrix = np.zeros((len(category_ranges), int(hm.max()) + 1), dtype=bool)
+    cc, kk = np.nonzero(keypoint_category_matrix(category_ranges, len(hm)))
+    matrix[cc, hm[kk]] = True
+    return matrix
+
+
+def output_channels(num_classes: int, num_reg_groups: int,
+                    num_hm_groups: int) -> Dict[str, int]:
+    """Channels of each head output (:data:`OUTPUT_KEYS` order):
+    ``C, 2, 2, 2 G_r, G_h, 2``."""
+    return dict(
+        center_heatmap=num_classes,
+        center_offset=2,
+        box_size=2,
+        keypoint_reg=2 * num_reg_groups,
+        keypoint_heatmap=num_hm_groups,
+        keypoint_offset=2)
 
 
 def _check_size(name: str, value) -> Tuple[int, int]:
@@ -330,11 +366,7 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         self.heatmap_size = _check_size('heatmap_size', heatmap_size)
         _check_positive('num_keypoints', num_keypoints, integer=True)
         self.num_keypoints = K = int(num_keypoints)
-        if category_keypoints is None:
-            self.category_ranges = [(0, K - 1)]
-        else:
-            self.category_ranges = get_category_keypoint_ranges(
-                category_keypoints, K)
+        self.category_ranges = resolve_category_ranges(K, category_keypoints)
         self.num_classes = C = len(self.category_ranges)
         self.reg_group, self.hm_group = resolve_grouping(
             K, reg_group, hm_group, grouping_file)
@@ -366,14 +398,12 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         self.stride = np.array([w / W, h / H], dtype=np.float64)
 
         reg = np.asarray(self.reg_group)
-        hm = np.asarray(self.hm_group)
         #: (C, K) bool: keypoint k belongs to class c
         self.class_keypoints = keypoint_category_matrix(
             self.category_ranges, K)
         #: (C, G_h) bool: heatmap channel g holds a keypoint of class c
-        self.class_channels = np.zeros((C, self.num_hm_groups), dtype=bool)
-        cc, kk = np.nonzero(self.class_keypoints)
-        self.class_channels[cc, hm[kk]] = True
+        self.class_channels = class_channel_matrix(self.category_ranges,
+                                                   self.hm_group)
 
         # Regression owners: per class and group, the lowest keypoint index.
         self.reg_owner = np.zeros((C, K), dtype=bool)
@@ -424,8 +454,13 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
     def num_output_channels(self) -> int:
         """Channels of the six head outputs together:
         ``C + 2 + 2 + 2 G_r + G_h + 2``."""
-        return (self.num_classes + 6 + 2 * self.num_reg_groups +
-                self.num_hm_groups)
+        return sum(self.output_channels.values())
+
+    @property
+    def output_channels(self) -> Dict[str, int]:
+        """Channels of each head output, see :func:`output_channels`."""
+        return output_channels(self.num_classes, self.num_reg_groups,
+                               self.num_hm_groups)
 
     def _class_index(self, category_id, num: int) -> np.ndarray:
         if category_id is None:
@@ -795,14 +830,7 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
             raise ValueError('center_heatmap must be (B, C, H, W), got '
                              f'{shape0}')
         B, _, H, W = shape0
-        expected = dict(
-            center_heatmap=self.num_classes,
-            center_offset=2,
-            box_size=2,
-            keypoint_reg=2 * self.num_reg_groups,
-            keypoint_heatmap=self.num_hm_groups,
-            keypoint_offset=2)
-        for key, ch in expected.items():
+        for key, ch in self.output_channels.items():
             shape = tuple(outputs[key].shape)
             if shape != (B, ch, H, W):
                 raise ValueError(f'{key} must have shape {(B, ch, H, W)} for '

@@ -34,11 +34,9 @@ from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
-from mmkp_ext.codecs.grouped_centernet_label import (OUTPUT_KEYS,
-                                                     GroupedCenterNetLabel,
-                                                     resolve_grouping)
-from mmkp_ext.datasets.category_layouts import (get_category_keypoint_ranges,
-                                                keypoint_category_matrix)
+from mmkp_ext.codecs.grouped_centernet_label import (
+    OUTPUT_KEYS, GroupedCenterNetLabel, class_channel_matrix, output_channels,
+    resolve_category_ranges, resolve_grouping)
 
 __all__ = ['CenterNetPoseHead', 'group_flip_permutation']
 
@@ -152,11 +150,7 @@ class CenterNetPoseHead(BaseHead):
         self.in_channels = int(in_channels)
         self.num_keypoints = K = int(num_keypoints)
         self.head_conv = int(head_conv)
-        if category_keypoints is None:
-            self.category_ranges = [(0, K - 1)]
-        else:
-            self.category_ranges = get_category_keypoint_ranges(
-                category_keypoints, K)
+        self.category_ranges = resolve_category_ranges(K, category_keypoints)
         self.num_classes = len(self.category_ranges)
         self.reg_group, self.hm_group = resolve_grouping(
             K, reg_group, hm_group, grouping_file)
@@ -165,10 +159,8 @@ class CenterNetPoseHead(BaseHead):
         self.masked_keypoint_loss = bool(masked_keypoint_loss)
         self.heatmap_bias = float(heatmap_bias)
 
-        class_channels = np.zeros((self.num_classes, self.num_hm_groups),
-                                  dtype=bool)
-        cc, kk = np.nonzero(keypoint_category_matrix(self.category_ranges, K))
-        class_channels[cc, np.asarray(self.hm_group)[kk]] = True
+        class_channels = class_channel_matrix(self.category_ranges,
+                                              self.hm_group)
         # (C, G_h): heatmap channel g holds a keypoint of class c. Not part
         # of the state dict (it follows from the arguments).
         self.register_buffer(
@@ -176,13 +168,8 @@ class CenterNetPoseHead(BaseHead):
             torch.as_tensor(class_channels, dtype=torch.float32),
             persistent=False)
 
-        out_channels = dict(
-            center_heatmap=self.num_classes,
-            center_offset=2,
-            box_size=2,
-            keypoint_reg=2 * self.num_reg_groups,
-            keypoint_heatmap=self.num_hm_groups,
-            keypoint_offset=2)
+        out_channels = output_channels(self.num_classes, self.num_reg_groups,
+                                       self.num_hm_groups)
         self.out_channels = out_channels
         for key in OUTPUT_KEYS:
             setattr(
