@@ -1,5 +1,4 @@
 """Bottom-up estimator for multi-class keypoint detection (CenterNet)."""
-from itertools import zip_longest
 from typing import Optional
 
 import numpy as np
@@ -22,8 +21,9 @@ class CenterNetPoseEstimator(BottomupPoseEstimator):
     it maps EVERY keypoint, so the keypoints a multi-class head leaves at
     ``(0, 0)`` with score 0 because they do not belong to the detected
     object's category come out at the image position of the input origin.
-    This subclass maps the same way and keeps those keypoints at exactly
-    ``(0, 0)``:
+    This subclass validates the head's output, lets mmpose map it, then puts
+    those keypoints back at exactly ``(0, 0)`` and keeps the head's float
+    dtype (mmpose's mapping promotes to float64). The mapping is
 
         image_xy = input_xy / input_size * input_scale + input_center
                    - input_scale / 2
@@ -65,10 +65,9 @@ class CenterNetPoseEstimator(BottomupPoseEstimator):
             raise ValueError(
                 f'{len(batch_pred_instances)} prediction sets for '
                 f'{len(batch_data_samples)} data samples')
-        if batch_pred_fields is None:
-            batch_pred_fields = []
-        for pred_instances, pred_fields, data_sample in zip_longest(
-                batch_pred_instances, batch_pred_fields, batch_data_samples):
+        absent_masks = []
+        for pred_instances, data_sample in zip(batch_pred_instances,
+                                               batch_data_samples):
             meta = data_sample.metainfo
             missing = [
                 k for k in ('input_size', 'input_center', 'input_scale')
@@ -78,8 +77,6 @@ class CenterNetPoseEstimator(BottomupPoseEstimator):
                 raise ValueError(
                     f'data sample of image {meta.get("img_id")} lacks '
                     f'{missing} in its metainfo (BottomupResize sets them)')
-            to_image = _InputToImage(meta['input_size'], meta['input_center'],
-                                     meta['input_scale'])
             keypoints = np.asarray(pred_instances.keypoints)
             scores = np.asarray(pred_instances.keypoint_scores)
             if keypoints.ndim != 3 or scores.shape != keypoints.shape[:2]:
@@ -88,34 +85,29 @@ class CenterNetPoseEstimator(BottomupPoseEstimator):
                     f'keypoint_scores (N, K); got {keypoints.shape} and '
                     f'{scores.shape}')
             # The head's mark of a keypoint outside the object's category.
-            absent = (scores == 0) & np.all(keypoints == 0, axis=-1)
-            mapped = to_image(keypoints)
+            absent_masks.append(((scores == 0)
+                                 & np.all(keypoints == 0, axis=-1),
+                                 _float_dtype(keypoints),
+                                 _float_dtype(pred_instances.get('bboxes'))))
+        # mmpose's own input -> image mapping of keypoints and boxes.
+        batch_data_samples = super().add_pred_to_datasample(
+            batch_pred_instances, batch_pred_fields, batch_data_samples)
+        for data_sample, (absent, kpt_dtype, box_dtype) in zip(
+                batch_data_samples, absent_masks):
+            pred_instances = data_sample.pred_instances
+            mapped = np.asarray(pred_instances.keypoints).astype(kpt_dtype)
             mapped[absent] = 0
             pred_instances.keypoints = mapped
-            if 'keypoints_visible' not in pred_instances:
-                pred_instances.keypoints_visible = scores
             if 'bboxes' in pred_instances:
-                bboxes = np.asarray(pred_instances.bboxes)
-                pred_instances.bboxes = to_image(
-                    bboxes.reshape(-1, 2, 2)).reshape(-1, 4)
-            data_sample.pred_instances = pred_instances
-            if pred_fields is not None:
-                data_sample.pred_fields = pred_fields
+                pred_instances.bboxes = np.asarray(
+                    pred_instances.bboxes).astype(box_dtype)
         return batch_data_samples
 
 
-class _InputToImage:
-    """Affine map from model-input pixels to image pixels (the inverse of
-    ``BottomupResize`` without rotation): ``xy / input_size * input_scale +
-    input_center - input_scale / 2`` on arrays (..., 2)."""
-
-    def __init__(self, input_size, input_center, input_scale) -> None:
-        self.factor = np.asarray(input_scale, np.float64) / np.asarray(
-            input_size, np.float64)
-        self.offset = np.asarray(input_center, np.float64) - 0.5 * np.asarray(
-            input_scale, np.float64)
-
-    def __call__(self, xy: np.ndarray) -> np.ndarray:
-        xy = np.asarray(xy)
-        out = xy * self.factor + self.offset
-        return out.astype(xy.dtype if xy.dtype.kind == 'f' else np.float64)
+def _float_dtype(values) -> np.dtype:
+    """The dtype to keep for mapped coordinates: the head's own float dtype
+    (mmpose's mapping promotes to float64), float64 for integers."""
+    if values is None:
+        return np.dtype(np.float64)
+    dtype = np.asarray(values).dtype
+    return dtype if dtype.kind == 'f' else np.dtype(np.float64)
