@@ -295,13 +295,11 @@ def identity_grouping(num_keypoints: int) -> dict:
 
 def _keypoint_class(category_ranges, num_keypoints: int) -> np.ndarray:
     """Class index of every keypoint (-1 where no category owns it)."""
-    from mmkp_ext.datasets.category_layouts import \
-        get_category_keypoint_ranges
+    from mmkp_ext.datasets.category_layouts import (
+        get_category_keypoint_ranges, keypoint_category_matrix)
     ranges = get_category_keypoint_ranges(category_ranges, num_keypoints)
-    cls = np.full(num_keypoints, -1, dtype=np.int64)
-    for c, (first, last) in enumerate(ranges):
-        cls[first:last + 1] = c
-    return cls
+    owned = keypoint_category_matrix(ranges, num_keypoints)  # (C, K)
+    return np.where(owned.any(0), owned.argmax(0), -1).astype(np.int64)
 
 
 def inconsistent_pairs(group: Sequence[int],
