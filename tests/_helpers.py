@@ -80,3 +80,19 @@ def check_coco_keypoint_split(coco, img_dir, num_keypoints):
         assert ann['iscrowd'] == 0
         all_kpts.append(kpts)
     return np.array(all_kpts)
+
+
+def randomise_(model, seed=0):
+    """Random weights and batch-norm statistics in place (eval outputs then
+    depend on every tensor); returns ``model``."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith('num_batches_tracked'):
+                continue
+            if name.endswith('running_var'):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * 0.3)
+    return model

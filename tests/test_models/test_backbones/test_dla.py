@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from _helpers import randomise_
+
 import mmkp_ext  # noqa: F401  (compat fixes + registration)
 from mmkp_ext.models.backbones import DLANet, dla34_imagenet_to_dlanet
 from mmpose.registry import MODELS
@@ -151,21 +153,6 @@ def reference_dla34(x, sd):
     x = _ref_leaf(x, sd, 'level5', 2, [F.max_pool2d(x, 2)])  # level_root
     outs.append(x)
     return outs
-
-
-def randomise_(model, seed=0):
-    """Random weights and batch-norm statistics (eval outputs then depend on
-    every tensor)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith('num_batches_tracked'):
-                continue
-            if name.endswith('running_var'):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.3)
-    return model
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _helpers import randomise_
+
 import mmkp_ext  # noqa: F401  (compat fixes + registration)
 from mmkp_ext.models.backbones import DLANet
 from mmkp_ext.models.necks import DLAUpNeck, bilinear_upsample_kernel
@@ -67,19 +69,6 @@ def reference_neck(sd, feats, first_level=2, last_level=5):
     y = [out[i].clone() for i in range(last_level - first_level)]
     _ida_up(sd, 'ida_up', y, 0, len(y))
     return y[-1]
-
-
-def randomise_(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith('num_batches_tracked'):
-                continue
-            if name.endswith('running_var'):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.3)
-    return model
 
 
 # ---------------------------------------------------------------------------
