@@ -224,14 +224,12 @@ def _torchvision_placeholders() -> Dict[str, types.ModuleType]:
     return {'torchvision': top, 'torchvision.transforms': transforms}
 
 
-def import_mmpose_models(mmcv_state) -> None:
+def import_mmpose_models(mmcv_state: Tuple[str, Optional[str]]) -> None:
     """Import ``mmpose.models``; where mmcv's compiled ops are unusable
-    (``mmcv_state`` from :func:`mmcv_status`, or a bool "has ops"), under a
-    temporary ``mmcv.ops`` stand-in whose classes raise a clear error when
-    used. A full mmcv whose extension fails to load is reported once at
-    WARNING with the original error."""
-    if isinstance(mmcv_state, bool):
-        mmcv_state = ('full', None) if mmcv_state else ('lite', None)
+    (``mmcv_state`` as returned by :func:`mmcv_status`), under a temporary
+    ``mmcv.ops`` stand-in whose classes raise a clear error when used. A
+    full mmcv whose extension fails to load is reported once at WARNING
+    with the original error."""
     state, error = mmcv_state
     _STATUS['mmcv'] = state
     _STATUS['mmcv_error'] = error
