@@ -10,6 +10,7 @@ from . import compat
 compat.apply_all()
 
 from . import codecs  # noqa: E402,F401
+from . import converters  # noqa: E402,F401
 from . import datasets  # noqa: E402,F401
 from . import engine  # noqa: E402,F401
 from . import evaluation  # noqa: E402,F401

@@ -1,0 +1,5 @@
+"""Reusable layers of mmkp_ext's models (attention, gates, ...).
+
+Layers are plain ``torch.nn`` modules; the backbones and heads that use them
+are what is registered into mmpose's ``MODELS``.
+"""
