@@ -5,9 +5,12 @@ from .grouped_centernet_label import (DECODE_MODES, OUTPUT_KEYS,
                                       gaussian_radius, output_channels,
                                       resolve_category_ranges,
                                       resolve_grouping)
+from .multi_resolution_ae_label import (MultiResolutionAELabel,
+                                        render_gaussian_heatmaps)
 
 __all__ = [
     'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',
     'resolve_grouping', 'resolve_category_ranges', 'class_channel_matrix',
-    'output_channels', 'OUTPUT_KEYS', 'DECODE_MODES'
+    'output_channels', 'OUTPUT_KEYS', 'DECODE_MODES',
+    'MultiResolutionAELabel', 'render_gaussian_heatmaps'
 ]
