@@ -1,4 +1,6 @@
 """Backbones; importing registers them into ``mmpose.registry.MODELS``."""
 from .dla import DLANet, dla34_imagenet_to_dlanet
+from .hrnet_plus import HRNetPlus, load_hrnet_stage1
 
 __all__ = ['DLANet', 'dla34_imagenet_to_dlanet']
+__all__ += ['HRNetPlus', 'load_hrnet_stage1']
