@@ -3,3 +3,4 @@
 Layers are plain ``torch.nn`` modules; the backbones and heads that use them
 are what is registered into mmpose's ``MODELS``.
 """
+from .poseur_deform_attn import EMSDeformAttn, MSDeformAttn  # noqa: F401
