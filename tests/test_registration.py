@@ -21,6 +21,11 @@ EXPECTED = [
      'mmkp_ext.models.losses.centernet_focal_loss'),
     (MODELS, 'CenterNetRegL1Loss',
      'mmkp_ext.models.losses.centernet_reg_l1_loss'),
+    # SWAHR / HigherHRNet (part A)
+    (MODELS, 'HigherHRNetHead', 'mmkp_ext.models.heads.higherhrnet_head'),
+    (MODELS, 'SWAHRLoss', 'mmkp_ext.models.losses.swahr_loss'),
+    (MODELS, 'HigherHRNetAELoss',
+     'mmkp_ext.models.losses.higherhrnet_ae_loss'),
     (MODELS, 'CenterNetPoseEstimator',
      'mmkp_ext.models.pose_estimators.centernet_pose_estimator'),
     (KEYPOINT_CODECS, 'GroupedCenterNetLabel',
