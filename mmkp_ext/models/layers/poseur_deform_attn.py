@@ -271,8 +271,10 @@ class EMSDeformAttn(_DeformAttnBase):
         # (B, C, Q*M, L*P), level-major like the softmax's L*P axis.
         sampled = torch.cat(sampled, dim=-1)
         attn = attn.reshape(B, Q * M, L * P).to(sampled.dtype)
-        # Weighted sum over the L*P samples: (B, Q*M, C).
-        mixed = torch.einsum('bcnk,bnk->bnc', sampled, attn)
+        # Weighted sum over the L*P samples: (B, Q*M, C). (matmul rather
+        # than einsum: exact FLOP counts; mmengine's einsum count rounds.)
+        mixed = torch.matmul(sampled.permute(0, 2, 1, 3),
+                             attn[..., None]).squeeze(-1)
         # Per-head value projection of the Q*M mixed vectors only.
         mixed = mixed.reshape(B, Q, M, C).transpose(1, 2)  # (B, M, Q, C)
         weight = self.value_proj_weight.view(M, C, d).to(mixed.dtype)
@@ -344,6 +346,7 @@ class MSDeformAttn(_DeformAttnBase):
         sampled = torch.cat(sampled, dim=-1)  # (B*M, d, Q, L*P)
         attn = attn.permute(0, 2, 1, 3).reshape(B * M, Q, L * P).to(
             sampled.dtype)
-        out = torch.einsum('bdqk,bqk->bqd', sampled, attn)  # (B*M, Q, d)
+        out = torch.matmul(sampled.permute(0, 2, 1, 3),
+                           attn[..., None]).squeeze(-1)  # (B*M, Q, d)
         out = out.reshape(B, M, Q, d).transpose(1, 2).reshape(B, Q, M * d)
         return self._finish(out.to(query.dtype), query, identity)
