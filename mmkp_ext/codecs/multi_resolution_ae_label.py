@@ -41,14 +41,16 @@ In a head: ``d.gt_fields.heatmaps`` / ``d.gt_fields.heatmap_mask`` are the
 per-resolution lists of tensors (same as ``d.gt_fields[r].<key>``);
 ``d.gt_instance_labels.keypoint_indices`` may have ``N = 0`` rows.
 
-``heatmap_mask`` comes from mmpose's ``BottomupGetHeatmapMask`` placed BEFORE
-``GenerateTarget`` (so it is one boolean ``(h, w)`` map at the input size);
+``heatmap_mask`` comes from a mask transform placed BEFORE ``GenerateTarget``
+(so it is one boolean ``(h, w)`` map at the input size);
 the codec reads it through ``auxiliary_encode_keys`` and downsizes it to each
 resolution by area averaging (a cell is used when more than half of it is
 valid). Without a mask every pixel is used. Crowd regions and people without
 keypoints reach that mask through
-:class:`mmkp_ext.datasets.transforms.BottomupIgnoreRegions` (mmpose alone
-drops crowd RLEs and annotations without a segmentation).
+:class:`mmkp_ext.datasets.transforms.BottomupIgnoreMask`, which replaces
+``BottomupGetHeatmapMask`` at the same place (mmpose's drops crowd RLEs and
+annotations without a segmentation, and its xtcocotools decoding fails under
+numpy 2).
 
 Decoding
 --------

@@ -3,9 +3,16 @@ grouping): hand-worked targets, packing through mmpose's GenerateTarget and
 PackPoseInputs, bad input, and on the real COCO / CrowdPose fixtures through
 mmpose's bottom-up datasets and pipelines: peaks, indices, ignore masks and
 AP 1.0 from perfect heatmaps + tags through mmpose's CocoMetric."""
+import json
+import os.path as osp
+
+import cv2
 import numpy as np
 import pytest
 import torch
+import xtcocotools.mask as cocomask
+from mmengine.registry import init_default_scope
+from _helpers import shared_data_dir
 
 import mmkp_ext  # noqa: F401  (registration)
 from mmkp_ext.codecs import MultiResolutionAELabel
@@ -193,3 +200,291 @@ def test_decode_groups_two_synthetic_people():
     # +-0.25 sub-pixel shift on a symmetric peak is 0: exact cells x stride
     np.testing.assert_allclose(keypoints[order], kpts, atol=1e-4)
     np.testing.assert_allclose(scores, 1.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------
+# real COCO / CrowdPose fixtures through mmpose's bottom-up datasets
+# ----------------------------------------------------------------------
+DATA = shared_data_dir()
+COCO_ANN = osp.join(DATA, 'coco', 'test_coco.json')
+CROWDPOSE_ANN = osp.join(DATA, 'crowdpose', 'test_crowdpose.json')
+needs_data = pytest.mark.skipif(
+    not (osp.isfile(COCO_ANN) and osp.isfile(CROWDPOSE_ANN)),
+    reason=f'real-data fixtures not found under {DATA}')
+
+#: a person of this image becomes a crowd region (compressed RLE)
+CROWD_ANN_ID_IMAGE = 197388
+
+
+def make_crowd_json(tmp_path):
+    """COCO fixture copy in which the central person of image 197388 is
+    turned into a crowd annotation with a compressed RLE segmentation (as
+    COCO stores crowds). Returns (json path, crowd polygon in image px)."""
+    coco = json.load(open(COCO_ANN))
+    anns = [a for a in coco['annotations']
+            if a['image_id'] == CROWD_ANN_ID_IMAGE]
+    img = next(i for i in coco['images'] if i['id'] == CROWD_ANN_ID_IMAGE)
+    # the person nearest the image centre (inside the square crop)
+    crowd = min(
+        anns,
+        key=lambda a: abs(a['bbox'][0] + a['bbox'][2] / 2 - img['width'] / 2))
+    polygon = crowd['segmentation']
+    rle = cocomask.merge(
+        cocomask.frPyObjects(polygon, img['height'], img['width']))
+    crowd.update(
+        iscrowd=1,
+        num_keypoints=0,
+        keypoints=[0] * 51,
+        segmentation=dict(size=rle['size'], counts=rle['counts'].decode()))
+    path = tmp_path / 'coco_crowd.json'
+    path.write_text(json.dumps(coco))
+    return str(path), polygon
+
+
+def ignored_regions_from_json(ann_file):
+    """img_id -> list of (polygons or None, bbox xywh) of crowd annotations
+    and people without keypoints, read straight from the json."""
+    out = {}
+    for a in json.load(open(ann_file))['annotations']:
+        if a.get('iscrowd', 0) or a['num_keypoints'] == 0:
+            out.setdefault(a['image_id'], []).append(
+                (a.get('segmentation'), a['bbox']))
+    return out
+
+
+def cell_corners_in_image(cells_xy, stride, warp_mat, flip_w=None):
+    """Corners of heatmap cells (x, y) -> original image pixels through the
+    inverse of the pipeline's affine (cell (x, y) covers input pixels
+    [s x - s/2, s x + s/2] around s x, the codec's convention)."""
+    inv = cv2.invertAffineTransform(warp_mat)
+    offs = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    pts = (cells_xy[:, None, :] + offs[None]) * stride  # input pixels
+    if flip_w is not None:
+        pts[..., 0] = flip_w - pts[..., 0]
+    return pts @ inv[:, :2].T + inv[:, 2]
+
+
+def polygon_distance(polygons, pts):
+    """Signed distance (px, > 0 inside) of points to the union of
+    polygons (OpenCV's pointPolygonTest, max over polygons)."""
+    best = np.full(len(pts), -np.inf)
+    for poly in polygons:
+        contour = np.asarray(poly, np.float32).reshape(-1, 1, 2)
+        d = [cv2.pointPolygonTest(contour, (float(x), float(y)), True)
+             for x, y in pts]
+        best = np.maximum(best, d)
+    return best
+
+
+def box_polygon(b):
+    x, y, w, h = b
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+@needs_data
+@pytest.mark.parametrize('dataset', ['coco', 'crowdpose'])
+def test_real_fixture_peaks_indices_and_ignore_masks(dataset, tmp_path):
+    """Through mmpose's bottom-up dataset + BottomupRandomAffine (fixed
+    geometry: scale, shift, rotation off; then a horizontal flip),
+    BottomupIgnoreMask and GenerateTarget: every labelled keypoint inside a
+    map is a peak of value 1 at ``round(kp * W_r / w)`` at both
+    resolutions, ``keypoint_indices`` point at its 1/4 cell, and cells
+    inside crowd regions / unlabelled people are masked while cells far
+    from them are kept."""
+    from mmpose.datasets import CocoDataset, CrowdPoseDataset
+    init_default_scope('mmpose')
+    if dataset == 'coco':
+        ann_file, crowd_polygon = make_crowd_json(tmp_path)
+        cls, img_dir = CocoDataset, osp.join(DATA, 'coco')
+    else:
+        ann_file, crowd_polygon = CROWDPOSE_ANN, None
+        cls, img_dir = CrowdPoseDataset, osp.join(DATA, 'crowdpose')
+    size = 256
+    codec = dict(
+        type='MultiResolutionAELabel',
+        input_size=(size, size),
+        heatmap_sizes=[(size // 4, size // 4), (size // 2, size // 2)])
+    pipeline = [
+        dict(type='LoadImage'),
+        dict(
+            type='BottomupRandomAffine',
+            input_size=(size, size),
+            shift_prob=0,
+            scale_prob=0,
+            rotate_prob=0),
+        dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+        dict(type='BottomupIgnoreMask'),
+        dict(type='GenerateTarget', encoder=codec),
+    ]
+    ds = cls(
+        data_root='',
+        ann_file=ann_file,
+        data_prefix=dict(img=img_dir),
+        data_mode='bottomup',
+        pipeline=pipeline)
+    ignored = ignored_regions_from_json(ann_file)
+    checked_peaks = masked_cells = kept_cells = 0
+    for i in range(len(ds)):
+        res = ds[i]
+        kpts, vis = res['keypoints'], res['keypoints_visible']
+        for r, (hm, (W, H)) in enumerate(
+                zip(res['heatmaps'], codec['heatmap_sizes'])):
+            cells = np.floor(kpts * W / size + 0.5).astype(int)
+            inside = ((cells >= 0) & (cells < W)).all(-1) & (vis > 0.5)
+            n_idx, k_idx = np.nonzero(inside)
+            x, y = cells[n_idx, k_idx, 0], cells[n_idx, k_idx, 1]
+            np.testing.assert_allclose(hm[k_idx, y, x], 1.0, atol=1e-6)
+            # a peak: no larger value in the 3x3 neighbourhood
+            pad = np.pad(hm, ((0, 0), (1, 1), (1, 1)))
+            for dy in (0, 1, 2):
+                for dx in (0, 1, 2):
+                    assert (pad[k_idx, y + dy, x + dx] <= 1.0 + 1e-6).all()
+            checked_peaks += len(n_idx)
+            if r == 0:
+                idx = res['keypoint_indices']
+                np.testing.assert_array_equal(idx[..., 1], inside)
+                np.testing.assert_array_equal(idx[n_idx, k_idx, 0],
+                                              y * W + x)
+                np.testing.assert_array_equal(res['keypoint_weights'],
+                                              inside.astype(np.float32))
+        # ignore masks, checked against the json regions
+        regions = ignored.get(res['img_id'], [])
+        polygons = []
+        for seg, bbox in regions:
+            if isinstance(seg, dict):  # our crowd: its polygon
+                polygons += crowd_polygon
+            elif seg:
+                polygons += seg
+            else:  # no segmentation (CrowdPose): the box
+                polygons += box_polygon(bbox)
+        h_img, w_img = res['img_shape']
+        for mask, (W, H) in zip(res['heatmap_mask'], codec['heatmap_sizes']):
+            assert mask.shape == (H, W) and mask.dtype == np.float32
+            stride = size / W
+            yy, xx = np.mgrid[0:H, 0:W]
+            cells = np.stack([xx.ravel(), yy.ravel()], -1).astype(float)
+            corners = cell_corners_in_image(cells, stride, res['warp_mat'],
+                                            flip_w=size - 1)
+            in_img = ((corners[..., 0] > 1) & (corners[..., 0] < w_img - 1) &
+                      (corners[..., 1] > 1) &
+                      (corners[..., 1] < h_img - 1)).all(1)
+            flat = mask.ravel()
+            if polygons:
+                dist = polygon_distance(polygons, corners.reshape(-1, 2))
+                dist = dist.reshape(-1, 4)
+                deep_inside = (dist > 1.5).all(1)
+                far = (dist < -3 * stride).all(1) & in_img
+            else:
+                deep_inside = np.zeros(len(flat), bool)
+                far = in_img
+            assert (flat[deep_inside] == 0).all()
+            assert (flat[far] == 1).all()
+            masked_cells += deep_inside.sum()
+            kept_cells += far.sum()
+    assert checked_peaks > 80
+    assert masked_cells > 60 and kept_cells > 10000
+
+
+def perfect_tags(keypoint_indices, K, W0, H0, spacing=2.0):
+    """Tag maps (K, H0, W0) a perfect network would give: every pixel of
+    channel k carries ``spacing * n`` of the person n whose labelled
+    keypoint k is nearest (so the tag at any candidate near a keypoint is
+    its owner's), built only from ``keypoint_indices``."""
+    tags = np.zeros((K, H0, W0), np.float32)
+    yy, xx = np.mgrid[0:H0, 0:W0]
+    for k in range(K):
+        owners = np.flatnonzero(keypoint_indices[:, k, 1])
+        if owners.size == 0:
+            continue
+        idx = keypoint_indices[owners, k, 0]
+        cy, cx = idx // W0, idx % W0
+        d2 = (yy[None] - cy[:, None, None])**2 + (xx[None] -
+                                                   cx[:, None, None])**2
+        tags[k] = spacing * owners[np.argmin(d2, axis=0)]
+    return tags
+
+
+@needs_data
+def test_perfect_heatmaps_and_tags_give_coco_ap_1():
+    """COCO fixture through mmpose's bottom-up val pipeline (LoadImage,
+    BottomupResize to 512 'expand'): ground-truth keypoints mapped into the
+    input (inverse of BottomupPoseEstimator's input -> image mapping),
+    encoded by the codec; the 1/4 heatmaps upsampled (bilinear) to 1/2 and
+    averaged with the 1/2 ones, perfect tags from ``keypoint_indices``
+    (nearest owner, upsampled nearest), grouped by the codec, mapped back to
+    the image as BottomupPoseEstimator does and scored by mmpose's
+    CocoMetric (bottom-up settings): AP 1.0."""
+    import torch.nn.functional as F
+    from mmpose.datasets import CocoDataset
+    from mmpose.evaluation import CocoMetric
+    init_default_scope('mmpose')
+    size = 512
+    ds = CocoDataset(
+        data_root='',
+        ann_file=COCO_ANN,
+        data_prefix=dict(img=osp.join(DATA, 'coco')),
+        data_mode='bottomup',
+        test_mode=True,
+        pipeline=[
+            dict(type='LoadImage'),
+            dict(
+                type='BottomupResize',
+                input_size=(size, size),
+                size_factor=32,
+                resize_mode='expand')
+        ])
+    metric = CocoMetric(ann_file=COCO_ANN, score_mode='bbox', nms_mode='none')
+    metric.dataset_meta = ds.metainfo
+    K = 17
+    order = [0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16]
+    samples, errors = [], []
+    for i in range(len(ds)):
+        res = ds[i]
+        w_in, h_in = res['input_size']
+        center, scale = res['input_center'], res['input_scale']
+        raw = np.array([a['keypoints'] for a in res['raw_ann_info']],
+                       np.float32).reshape(-1, K, 3)
+        kpts_in = (raw[..., :2] - center + 0.5 * scale) / scale * (w_in, h_in)
+        sizes = [(w_in // 4, h_in // 4), (w_in // 2, h_in // 2)]
+        codec = MultiResolutionAELabel(
+            input_size=(w_in, h_in),
+            heatmap_sizes=sizes,
+            decode_heatmap_size=sizes[1],
+            decode_keypoint_order=order)
+        enc = codec.encode(kpts_in, (raw[..., 2] > 0).astype(np.float32))
+        hm0 = torch.from_numpy(enc['heatmaps'][0])[None]
+        hm1 = torch.from_numpy(enc['heatmaps'][1])[None]
+        up = F.interpolate(hm0, size=hm1.shape[-2:], mode='bilinear',
+                           align_corners=False)
+        heatmaps = (up + hm1) / 2
+        tags = torch.from_numpy(
+            perfect_tags(enc['keypoint_indices'], K, *sizes[0]))[None]
+        tags = F.interpolate(tags, size=hm1.shape[-2:], mode='nearest')
+        (kp, ), (sc, ), (inst, ) = codec.batch_decode(heatmaps, tags)
+        # BottomupPoseEstimator.add_pred_to_datasample's mapping
+        kp_img = kp / (w_in, h_in) * scale + center - 0.5 * scale
+        labelled = raw[..., 2] > 0
+        for n in range(len(raw)):
+            if labelled[n].any():
+                d = np.linalg.norm(kp_img - raw[n, :, :2], axis=-1)
+                best = np.argmin(np.where(labelled[n], d, 0).sum(1))
+                errors.append(d[best][labelled[n]])
+        samples.append(
+            dict(
+                id=res['id'],
+                img_id=res['img_id'],
+                category_id=1,
+                ori_shape=res['ori_shape'],
+                raw_ann_info=res['raw_ann_info'],
+                gt_instances={},
+                pred_instances=dict(
+                    keypoints=kp_img,
+                    keypoint_scores=sc,
+                    bbox_scores=inst)))
+    metric.process([], samples)
+    result = metric.evaluate(size=len(samples))
+    errors = np.concatenate(errors)
+    print('max keypoint error (image px):', errors.max(), 'mean',
+          errors.mean(), result)
+    assert result['coco/AP'] == pytest.approx(1.0)
+    assert errors.max() < 2.0
