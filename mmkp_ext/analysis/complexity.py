@@ -16,6 +16,13 @@ The interpolation weights, computed once per output location and shared by
 all channels, are not counted. mmengine's own table assumes bilinear (4)
 for every mode; the handle here reads the mode from the traced call.
 
+Attention: mmengine has no handle for ``aten::scaled_dot_product_attention``
+(``nn.MultiheadAttention``'s core in torch 2.x) nor for the fused
+``aten::_native_multi_head_attention`` (taken in eval mode without
+autograd), so its own count drops them silently (the fused op hides the
+projections too). Both are counted here: ``q k^T`` and ``attn v`` as
+matmuls, plus the projections for the fused op.
+
 What is not counted: every traced op without a handle (element-wise
 ``add``/``mul``/``div``/``exp``, ``softmax``, ``sigmoid``, ``sum``, pooling
 other than adaptive average, ...). :func:`count_complexity` returns them in
@@ -34,8 +41,8 @@ from torch import nn
 
 __all__ = [
     'GRID_SAMPLE_FLOPS_PER_OUTPUT', 'ComplexityResult', 'grid_sampler_flop',
-    'count_complexity', 'config_input_size', 'build_model_from_config',
-    'complexity_from_config'
+    'sdpa_flop', 'native_mha_flop', 'count_complexity', 'config_input_size',
+    'build_model_from_config', 'complexity_from_config'
 ]
 
 # torch's interpolation-mode enum of aten::grid_sampler -> FLOPs per output
@@ -54,6 +61,28 @@ def grid_sampler_flop(inputs: list, outputs: list) -> int:
         raise ValueError(f'unknown grid_sample interpolation mode {mode_id}')
     out_shape = get_shape(outputs[0])
     return GRID_SAMPLE_FLOPS_PER_OUTPUT[mode] * prod(out_shape)
+
+
+def sdpa_flop(inputs: list, outputs: list) -> int:
+    """Handle for ``aten::scaled_dot_product_attention`` (what
+    ``nn.MultiheadAttention`` runs in torch 2.x): ``q k^T`` and
+    ``softmax(.) v`` as matmuls, ``prod(batch) * Lq * Lk * (E + Ev)``."""
+    from mmengine.analysis.jit_handles import get_shape
+    q, k, v = (get_shape(inputs[i]) for i in range(3))
+    return prod(q[:-1]) * k[-2] * (q[-1] + v[-1])
+
+
+def native_mha_flop(inputs: list, outputs: list) -> int:
+    """Handle for ``aten::_native_multi_head_attention`` (the fused path
+    ``nn.MultiheadAttention`` takes in eval mode without autograd): the q,
+    k, v and output projections plus the two attention matmuls.
+    Inputs: query (B, Lq, E), key (B, Lk, E), value (B, Lk, E), ..."""
+    from mmengine.analysis.jit_handles import get_shape
+    q, k, v = (get_shape(inputs[i]) for i in range(3))
+    batch, lq, e = prod(q[:-2]), q[-2], q[-1]
+    lk = k[-2]
+    proj = batch * (2 * lq * e * e + 2 * lk * e * e)
+    return proj + batch * lq * lk * 2 * e
 
 
 @dataclass
@@ -120,7 +149,10 @@ def count_complexity(model: nn.Module,
         inputs = (inputs, )
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle('aten::grid_sampler', grid_sampler_flop,
-                           'aten::grid_sampler_2d', grid_sampler_flop)
+                           'aten::grid_sampler_2d', grid_sampler_flop,
+                           'aten::scaled_dot_product_attention', sdpa_flop,
+                           'aten::_native_multi_head_attention',
+                           native_mha_flop)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     flops = int(analyzer.total())
@@ -258,6 +290,7 @@ def complexity_from_config(config,
         def forward(self, x):
             return self.model._forward(x)
 
-    wrapper = _TensorForward(model)
-    with torch.no_grad():
-        return count_complexity(wrapper, inputs, breakdown_of='model')
+    # Traced with autograd on: under no_grad nn.MultiheadAttention may take
+    # its fused path (counted too, but as one op without module split).
+    return count_complexity(_TensorForward(model), inputs,
+                            breakdown_of='model')

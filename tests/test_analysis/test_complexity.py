@@ -120,3 +120,28 @@ def test_input_shape_errors(tmp_path):
     from mmengine.config import Config
     with pytest.raises(ValueError, match='declares no input_size'):
         config_input_size(Config(dict(model=dict(type='X'))))
+
+
+class SelfAttention(nn.Module):
+
+    def __init__(self, batch_first):
+        super().__init__()
+        self.batch_first = batch_first
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=batch_first)
+
+    def forward(self, x):
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.parametrize('batch_first', [True, False])
+@pytest.mark.parametrize('grad', [True, False])
+def test_multihead_attention_counted(batch_first, grad):
+    """nn.MultiheadAttention (SDPA path with autograd, fused native op
+    without): projections 4 B L E^2 plus attention 2 B L^2 E either way."""
+    B, L, E = 2, 7, 32
+    x = torch.randn(B, L, E)
+    with torch.set_grad_enabled(grad):
+        res = count_complexity(SelfAttention(batch_first).eval(), (x, ))
+    assert res.flops == 4 * B * L * E * E + 2 * B * L * L * E

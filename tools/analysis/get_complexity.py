@@ -5,8 +5,7 @@ element) and for what is not counted (listed in the output).
 
 Example::
 
-    python tools/analysis/get_complexity.py \
-        configs/soft_argmax/toy_persons/td-sa_res18-s8_1xb16-4e_toy-persons-64x48.py
+    python tools/analysis/get_complexity.py CONFIG  # the config's input size
     python tools/analysis/get_complexity.py CONFIG --input-shape 256 192
 """
 import argparse

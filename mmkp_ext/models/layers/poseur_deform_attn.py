@@ -49,7 +49,8 @@ order. This is exactly the layout of the official Poseur checkpoints'
 and ``...value_proj_bias.weight`` (``nn.Embedding(8, 32)``): a converter only
 drops the trailing ``.weight`` of those two keys, no reshape or transpose.
 The same function as an MSDA ``value_proj`` (``nn.Linear``) has
-``value_proj.weight[m*d:(m+1)*d] = W_m.T`` and ``value_proj.bias = b.flatten()``.
+``value_proj.weight[m*d:(m+1)*d] = W_m.T`` and
+``value_proj.bias = b.flatten()``.
 """
 import math
 from typing import Optional, Sequence, Union

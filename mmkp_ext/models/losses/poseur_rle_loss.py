@@ -5,7 +5,7 @@ to [0, 1] of the model input), per keypoint and coordinate::
 
     bar    = (mu - y) / sigma                       # (B, K, 2)
     log_phi = flow.log_prob(bar)                    # (B, K), one per keypoint
-    nf     = log(sigma) - log_phi                   # log_phi counted for x and y
+    nf     = log(sigma) - log_phi                   # log_phi for x and y
     logQ   = log(sigma * sqrt(2 pi)) + |y - mu| / (sqrt(2) * sigma + 1e-9)
     loss   = loss_weight * sum_{b, k, xy} (nf + logQ) * w[b, k] / B
 
@@ -89,7 +89,8 @@ class PoseurRealNVP(nn.Module):
     def __init__(self, num_couplings: int = 6, prior_mean: float = 0.5):
         super().__init__()
         if num_couplings < 1:
-            raise ValueError(f'num_couplings must be >= 1, got {num_couplings}')
+            raise ValueError(
+                f'num_couplings must be >= 1, got {num_couplings}')
         masks = torch.tensor([[0.0, 1.0], [1.0, 0.0]]).repeat(
             (num_couplings + 1) // 2, 1)[:num_couplings]
         self.register_buffer('mask', masks)
@@ -97,7 +98,8 @@ class PoseurRealNVP(nn.Module):
                              persistent=False)
         self.register_buffer('prior_scale', torch.ones(2), persistent=False)
         self.s = nn.ModuleList(_scale_net() for _ in range(num_couplings))
-        self.t = nn.ModuleList(_translation_net() for _ in range(num_couplings))
+        self.t = nn.ModuleList(
+            _translation_net() for _ in range(num_couplings))
 
     def inverse(self, x: Tensor) -> tuple:
         """Map data ``x`` (N, 2) to latent ``z`` (N, 2); also return
