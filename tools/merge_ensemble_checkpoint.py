@@ -1,0 +1,39 @@
+"""Merge the members' checkpoints of an EnsemblePoseEstimator config into
+one checkpoint that mmpose's stock tools/test.py loads.
+
+    python tools/merge_ensemble_checkpoint.py ENSEMBLE_CONFIG OUT.pth \
+        [--checkpoints HM.pth SA.pth ...]
+
+Without --checkpoints the members' ``checkpoint`` entries of the config are
+used. Each checkpoint is loaded strictly into its member (a mismatch stops
+with the member's name). Then:
+
+    python tools/test.py ENSEMBLE_CONFIG OUT.pth
+"""
+import argparse
+
+from mmkp_ext.converters.ensemble_checkpoint import merge_ensemble_checkpoints
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='ensemble config file')
+    parser.add_argument('out', help='output checkpoint path')
+    parser.add_argument(
+        '--checkpoints',
+        nargs='+',
+        help='one checkpoint per member, in the config\'s order')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    used = merge_ensemble_checkpoints(args.config, args.out,
+                                      args.checkpoints)
+    for i, path in enumerate(used):
+        print(f'members[{i}] <- {path}')
+    print(f'saved {args.out}')
+
+
+if __name__ == '__main__':
+    main()
