@@ -14,9 +14,20 @@ Keypoints arrive in model-input pixels (what mmpose's bottom-up pipeline
 delivers after ``BottomupRandomAffine`` / ``BottomupResize``). At resolution
 ``r`` with heatmap size ``(W_r, H_r)`` and input size ``(w, h)`` a keypoint
 sits at ``x_r = x * W_r / w``, ``y_r = y * H_r / h``; its Gaussian is centred
-on the integer cell ``(round(x_r), round(y_r))`` (``round(v) = floor(v +
-0.5)``), as in the official HigherHRNet and mmpose. A keypoint whose cell
-falls outside the map is dropped at that resolution (no peak-less tails).
+on the integer cell ``(floor(x_r), floor(y_r))``: cell ``j`` covers ``[j, j +
+1)`` heatmap pixels, as in the official HigherHRNet target generator. A
+keypoint whose cell falls outside the map is dropped at that resolution (no
+peak-less tails).
+
+Why ``floor`` (and not mmpose 1.x's rounding): heads resize their outputs
+with bilinear ``align_corners=False``, which puts cell ``j`` of a stride-``s``
+map at input coordinate ``s j + (s - 1) / 2``, i.e. half an input pixel
+before the centre of the interval ``[s j, s j + s)`` it covers, at EVERY
+stride; so the 1/4 and 1/2 peaks coincide when averaged and one
+``decode_center_shift = 0.5`` (in pixels of the decoded map) removes the bias
+at any decode size. With rounding the 1/4 and 1/2 peaks of the same keypoint
+sit 1 input pixel apart on average and the decoded position is biased by
+``(s - 1) / 2``.
 
 Data contract (what ``encode`` returns and where ``PackPoseInputs`` puts it)
 -------------------------------------------------------------------------
@@ -146,8 +157,10 @@ class MultiResolutionAELabel(AssociativeEmbedding):
             heatmaps and tags to the input before grouping).
         decode_keypoint_order (list of int): grouping order of the keypoints;
             empty = ``0..K-1``.
+        decode_center_shift (float): added to decoded keypoints, in pixels of
+            the decoded map (0.5: centre of the covered cell, see above).
         decode_nms_kernel, decode_keypoint_thr, decode_tag_thr, decode_topk,
-        decode_center_shift, decode_max_instances: as in mmpose's
+        decode_max_instances: as in mmpose's
             ``AssociativeEmbedding`` (``decode_keypoint_thr`` is the value
             threshold of a candidate keypoint; HigherHRNet's person detection
             threshold is applied by the metric/score, not here).
@@ -173,7 +186,7 @@ class MultiResolutionAELabel(AssociativeEmbedding):
                  decode_keypoint_thr: float = 0.1,
                  decode_tag_thr: float = 1.0,
                  decode_topk: int = 30,
-                 decode_center_shift: float = 0.0,
+                 decode_center_shift: float = 0.5,
                  decode_max_instances: Optional[int] = 30) -> None:
         input_size = _as_size(input_size, 'input_size')
         if (not isinstance(heatmap_sizes, (tuple, list))
@@ -294,7 +307,7 @@ class MultiResolutionAELabel(AssociativeEmbedding):
         heatmaps, first_cells, first_valid = [], None, None
         for (W, H), sigma in zip(self.heatmap_sizes, self.sigmas):
             scaled = safe * np.array([W / w_in, H / h_in], dtype=np.float32)
-            cells = np.floor(scaled + 0.5).astype(np.int64)
+            cells = np.floor(scaled).astype(np.int64)
             inside = ((cells[..., 0] >= 0) & (cells[..., 0] < W) &
                       (cells[..., 1] >= 0) & (cells[..., 1] < H))
             valid = labelled & inside

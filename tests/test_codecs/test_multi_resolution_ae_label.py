@@ -55,25 +55,25 @@ def test_encode_hand_worked_two_people_two_resolutions():
                     dtype=np.float32)
     vis = np.array([[1, 1], [1, 0]], dtype=np.float32)
     enc = codec.encode(kpts, vis)
-    # resolution 0 (stride 4): (2.5, 5) -> cell (3, 5); (7.5, 1.25) -> (8, 1);
-    # (12.5, 12.5) -> (13, 13)   [round(v) = floor(v + 0.5)]
-    # resolution 1 (stride 2): (5, 10), (15, 2.5) -> (15, 3), (25, 25)
+    # resolution 0 (stride 4): (2.5, 5) -> cell (2, 5); (7.5, 1.25) -> (7, 1);
+    # (12.5, 12.5) -> (12, 12)   [cell = floor(v)]
+    # resolution 1 (stride 2): (5, 10), (15, 2.5) -> (15, 2), (25, 25)
     hm0, hm1 = enc['heatmaps']
     assert hm0.shape == (2, 16, 16) and hm1.shape == (2, 32, 32)
     assert hm0.dtype == np.float32
     np.testing.assert_allclose(
-        hm0[0], gaussian_reference((16, 16), [(3, 5), (13, 13)], 1.5),
+        hm0[0], gaussian_reference((16, 16), [(2, 5), (12, 12)], 1.5),
         atol=1e-6)
     np.testing.assert_allclose(
-        hm0[1], gaussian_reference((16, 16), [(8, 1)], 1.5), atol=1e-6)
+        hm0[1], gaussian_reference((16, 16), [(7, 1)], 1.5), atol=1e-6)
     np.testing.assert_allclose(
         hm1[0], gaussian_reference((32, 32), [(5, 10), (25, 25)], 2.0),
         atol=1e-6)
     np.testing.assert_allclose(
-        hm1[1], gaussian_reference((32, 32), [(15, 3)], 2.0), atol=1e-6)
+        hm1[1], gaussian_reference((32, 32), [(15, 2)], 2.0), atol=1e-6)
     np.testing.assert_array_equal(
         enc['keypoint_indices'],
-        [[[5 * 16 + 3, 1], [1 * 16 + 8, 1]], [[13 * 16 + 13, 1], [0, 0]]])
+        [[[5 * 16 + 2, 1], [1 * 16 + 7, 1]], [[12 * 16 + 12, 1], [0, 0]]])
     assert enc['keypoint_indices'].dtype == np.int64
     np.testing.assert_array_equal(enc['keypoint_weights'], [[1, 1], [1, 0]])
     # no mask given: every pixel used
@@ -84,15 +84,22 @@ def test_encode_hand_worked_two_people_two_resolutions():
 
 def test_keypoints_outside_are_invalid_and_draw_nothing():
     codec = small_codec()
-    # -1.9 / 4 = -0.475 -> cell 0 (inside); -2.1 / 4 -> cell -1 (outside);
-    # 63 / 4 = 15.75 -> cell 16 at res 0 (outside), 31.5 -> 32 at res 1
-    kpts = np.array([[[-1.9, 10.], [-2.1, 10.], [63., 10.]]], np.float32)
-    enc = codec.encode(kpts, np.ones((1, 3), np.float32))
-    np.testing.assert_array_equal(enc['keypoint_indices'][0, :, 1], [1, 0, 0])
-    assert enc['keypoint_indices'][0, 0, 0] == 3 * 16 + 0  # y 2.5 -> 3
-    np.testing.assert_array_equal(enc['keypoint_weights'], [[1, 0, 0]])
-    assert enc['heatmaps'][0][1].max() == 0 and enc['heatmaps'][0][2].max() == 0
-    assert enc['heatmaps'][0][0].max() == 1
+    # 0 -> cell 0 (inside); -0.1 / 4 -> cell -1 (outside); 64 / 4 -> cell 16
+    # at res 0 and 32 at res 1 (outside); 63.9 -> 15 / 31 (inside)
+    kpts = np.array([[[0., 10.], [-0.1, 10.], [64., 10.], [63.9, 10.]]],
+                    np.float32)
+    enc = codec.encode(kpts, np.ones((1, 4), np.float32))
+    np.testing.assert_array_equal(enc['keypoint_indices'][0, :, 1],
+                                  [1, 0, 0, 1])
+    # y 10 / 4 = 2.5 -> row 2
+    np.testing.assert_array_equal(enc['keypoint_indices'][0, [0, 3], 0],
+                                  [2 * 16 + 0, 2 * 16 + 15])
+    np.testing.assert_array_equal(enc['keypoint_weights'], [[1, 0, 0, 1]])
+    for r in (0, 1):
+        assert enc['heatmaps'][r][1].max() == 0
+        assert enc['heatmaps'][r][2].max() == 0
+        assert enc['heatmaps'][r][0].max() == 1
+        assert enc['heatmaps'][r][3].max() == 1
 
 
 def test_mask_is_area_downsized_per_resolution():
@@ -185,9 +192,11 @@ def test_bad_input_errors():
 
 def test_decode_groups_two_synthetic_people():
     """Decoding at the 1/2 map (decode_heatmap_size): perfect heatmaps from
-    encode and tags 0 / 5 per person give both people back."""
+    encode and tags 0 / 5 per person give both people back; keypoints at
+    cell centres (odd input pixels: cell j covers [2 j, 2 j + 2)) come back
+    exactly with the default decode_center_shift 0.5."""
     codec = small_codec(decode_heatmap_size=(32, 32), decode_keypoint_thr=0.1)
-    kpts = np.array([[[10., 20.], [30., 6.]], [[50., 50.], [40., 30.]]],
+    kpts = np.array([[[11., 21.], [31., 7.]], [[51., 51.], [41., 31.]]],
                     np.float32)
     enc = codec.encode(kpts, np.ones((2, 2)))
     hm = enc['heatmaps'][1]
@@ -255,10 +264,10 @@ def ignored_regions_from_json(ann_file):
 def cell_corners_in_image(cells_xy, stride, warp_mat, flip_w=None):
     """Corners of heatmap cells (x, y) -> original image pixels through the
     inverse of the pipeline's affine (cell (x, y) covers input pixels
-    [s x - s/2, s x + s/2] around s x, the codec's convention)."""
+    s x .. s x + s - 1, whose centres are at those coordinates)."""
     inv = cv2.invertAffineTransform(warp_mat)
-    offs = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
-    pts = (cells_xy[:, None, :] + offs[None]) * stride  # input pixels
+    offs = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+    pts = (cells_xy[:, None, :] + offs[None]) * stride - 0.5  # input px
     if flip_w is not None:
         pts[..., 0] = flip_w - pts[..., 0]
     return pts @ inv[:, :2].T + inv[:, 2]
@@ -329,7 +338,7 @@ def test_real_fixture_peaks_indices_and_ignore_masks(dataset, tmp_path):
         kpts, vis = res['keypoints'], res['keypoints_visible']
         for r, (hm, (W, H)) in enumerate(
                 zip(res['heatmaps'], codec['heatmap_sizes'])):
-            cells = np.floor(kpts * W / size + 0.5).astype(int)
+            cells = np.floor(kpts * W / size).astype(int)
             inside = ((cells >= 0) & (cells < W)).all(-1) & (vis > 0.5)
             n_idx, k_idx = np.nonzero(inside)
             x, y = cells[n_idx, k_idx, 0], cells[n_idx, k_idx, 1]
@@ -488,3 +497,39 @@ def test_perfect_heatmaps_and_tags_give_coco_ap_1():
           errors.mean(), result)
     assert result['coco/AP'] == pytest.approx(1.0)
     assert errors.max() < 2.0
+
+
+@pytest.mark.parametrize('decode_size', [(128, 128), (64, 64)])
+def test_fused_resolutions_decode_without_bias(decode_size):
+    """The head's fusion (each resolution resized bilinearly with
+    align_corners=False to the decode size, then averaged): with the
+    default decode_center_shift 0.5 random keypoints come back unbiased
+    (mean error ~0, the truncated cells' half-pixel offset undone), without
+    it they are biased by about -0.5 decoded-map pixels."""
+    import torch.nn.functional as F
+    rng = np.random.default_rng(0)
+    kpts = rng.uniform(20, 108, (100, 1, 1, 2)).astype(np.float32)
+    errors = {}
+    for shift in (0.5, 0.0):
+        codec = small_codec(
+            input_size=(128, 128),
+            heatmap_sizes=[(32, 32), (64, 64)],
+            decode_heatmap_size=decode_size,
+            decode_center_shift=shift)
+        err = []
+        for kp in kpts:
+            enc = codec.encode(kp)
+            fused = torch.stack([
+                F.interpolate(
+                    torch.from_numpy(h)[None],
+                    size=decode_size[::-1],
+                    mode='bilinear',
+                    align_corners=False) for h in enc['heatmaps']
+            ]).mean(0)
+            (dec, ), _, _ = codec.batch_decode(fused, torch.zeros_like(fused))
+            err.append(dec[0, 0] - kp[0, 0])
+        errors[shift] = np.array(err)
+    stride = 128 / decode_size[0]
+    assert np.abs(errors[0.5].mean(0)).max() < 0.2 * stride
+    assert np.abs(errors[0.5]).max() < 1.5 * stride
+    assert (errors[0.0].mean(0) < -0.3 * stride).all()
