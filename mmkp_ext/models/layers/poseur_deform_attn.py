@@ -256,26 +256,27 @@ class EMSDeformAttn(_DeformAttnBase):
                       self.head_dims)
         grid, attn = self._locations(q, reference_points, hw)
         dtype = torch.promote_types(value.dtype, grid.dtype)
-        # (B, C, N): channel-first maps, shared by all heads.
+        # (B, C, N) view of value (channels-last strides), shared by all
+        # heads.
         value_t = value.transpose(1, 2).to(dtype)
         grid = grid.to(dtype)
-        sampled = []
+        attn = attn.reshape(B, Q * M, L, P, 1).to(dtype)
+        mixed = 0
         start = 0
         for lvl, (h, w) in enumerate(hw):
+            # A view with channels-last strides (grid_sample's fast layout
+            # on CPU), no copy.
             v_l = value_t[:, :, start:start + h * w].reshape(B, C, h, w)
             start += h * w
             # All Q*M*P points of this level in one call: (B, Q*M, P, 2).
             g_l = grid[:, :, :, lvl].reshape(B, Q * M, P, 2)
-            sampled.append(
-                F.grid_sample(v_l, g_l, mode='bilinear',
-                              padding_mode='zeros', align_corners=False))
-        # (B, C, Q*M, L*P), level-major like the softmax's L*P axis.
-        sampled = torch.cat(sampled, dim=-1)
-        attn = attn.reshape(B, Q * M, L * P).to(sampled.dtype)
-        # Weighted sum over the L*P samples: (B, Q*M, C). (matmul rather
-        # than einsum: exact FLOP counts; mmengine's einsum count rounds.)
-        mixed = torch.matmul(sampled.permute(0, 2, 1, 3),
-                             attn[..., None]).squeeze(-1)
+            s_l = F.grid_sample(v_l, g_l, mode='bilinear',
+                                padding_mode='zeros', align_corners=False)
+            # Weighted sum over this level's P samples: (B, Q*M, C).
+            # matmul, not einsum: exact FLOP counts (mmengine's einsum count
+            # is rounded) and no concatenation of the levels.
+            mixed = mixed + torch.matmul(s_l.permute(0, 2, 1, 3),
+                                         attn[:, :, lvl]).squeeze(-1)
         # Per-head value projection of the Q*M mixed vectors only.
         mixed = mixed.reshape(B, Q, M, C).transpose(1, 2)  # (B, M, Q, C)
         weight = self.value_proj_weight.view(M, C, d).to(mixed.dtype)
@@ -330,24 +331,23 @@ class MSDeformAttn(_DeformAttnBase):
         grid, attn = self._locations(q, reference_points, hw)
         value = self.value_proj(value)  # the O(N * C^2) step EMSDA avoids
         dtype = torch.promote_types(value.dtype, grid.dtype)
-        # (B*M, d, N): each head's channels as its own map.
-        value_t = value.view(B, -1, M, d).permute(0, 2, 3, 1).reshape(
-            B * M, d, -1).to(dtype)
+        # (B*M, d, N) with channels-last strides: each head's channels as
+        # its own map.
+        value_t = value.view(B, -1, M, d).transpose(1, 2).reshape(
+            B * M, -1, d).transpose(1, 2).to(dtype)
         # (B*M, Q, L, P, 2): heads folded into the batch.
         grid = grid.permute(0, 2, 1, 3, 4, 5).reshape(B * M, Q, L, P,
                                                       2).to(dtype)
-        sampled = []
+        attn = attn.permute(0, 2, 1, 3).reshape(B * M, Q, L, P, 1).to(dtype)
+        out = 0
         start = 0
         for lvl, (h, w) in enumerate(hw):
             v_l = value_t[:, :, start:start + h * w].reshape(B * M, d, h, w)
             start += h * w
-            sampled.append(
-                F.grid_sample(v_l, grid[:, :, lvl], mode='bilinear',
-                              padding_mode='zeros', align_corners=False))
-        sampled = torch.cat(sampled, dim=-1)  # (B*M, d, Q, L*P)
-        attn = attn.permute(0, 2, 1, 3).reshape(B * M, Q, L * P).to(
-            sampled.dtype)
-        out = torch.matmul(sampled.permute(0, 2, 1, 3),
-                           attn[..., None]).squeeze(-1)  # (B*M, Q, d)
+            s_l = F.grid_sample(v_l, grid[:, :, lvl], mode='bilinear',
+                                padding_mode='zeros', align_corners=False)
+            # (B*M, d, Q, P) -> weighted sum over P: (B*M, Q, d).
+            out = out + torch.matmul(s_l.permute(0, 2, 1, 3),
+                                     attn[:, :, lvl]).squeeze(-1)
         out = out.reshape(B, M, Q, d).transpose(1, 2).reshape(B, Q, M * d)
         return self._finish(out.to(query.dtype), query, identity)
