@@ -4,3 +4,4 @@ Layers are plain ``torch.nn`` modules; the backbones and heads that use them
 are what is registered into mmpose's ``MODELS``.
 """
 from .poseur_deform_attn import EMSDeformAttn, MSDeformAttn  # noqa: F401
+from .soft_gated_block import GATE_MODES, SoftGatedBlock  # noqa: F401

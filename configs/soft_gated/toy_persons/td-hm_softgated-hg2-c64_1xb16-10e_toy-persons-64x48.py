@@ -1,0 +1,122 @@
+# Soft-gated hourglass / U-Net hybrid (SoftGatedHourglass) on the generated
+# toy persons dataset: 2 stacks of width 64, 2 poolings per hourglass (64x48
+# input -> 16x12 maps at stride 4 -> 4x3 at the bottom), per-channel gates,
+# concat fusion; mmpose's CPMHead applies KeypointMSELoss to every stack's
+# heatmaps (intermediate supervision). Small enough for the CI tests and
+# `make demo-softgated` on a CPU:
+#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/train.py configs/soft_gated/toy_persons/td-hm_softgated-hg2-c64_1xb16-10e_toy-persons-64x48.py
+# The comparison configs of docs/benchmarks.md (about 7.5M parameters each)
+# inherit this one.
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+
+randomness = dict(seed=0)
+
+max_epochs = 10
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=10, start_factor=0.1,
+         by_epoch=False),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,
+         begin=0, end=max_epochs, by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=16)
+
+codec = dict(
+    type='MSRAHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
+    sigma=1.0)
+
+num_stacks = 2
+model = dict(
+    type='TopdownPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='SoftGatedHourglass',
+        num_stacks=num_stacks,
+        channels=64,
+        depth=2,
+        num_keypoints=17,
+        stem_channels=(32, 64),
+        fusion='concat',
+        gate='channel',
+        gate_init=0.0),
+    # The backbone already outputs every stack's heatmaps: the head only
+    # applies the loss per stack and decodes the last one.
+    head=dict(
+        type='CPMHead',
+        in_channels=17,
+        out_channels=17,
+        num_stages=num_stacks,
+        deconv_out_channels=None,
+        final_layer=None,
+        loss=dict(type='KeypointMSELoss', use_target_weight=True),
+        decoder=codec),
+    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
+
+dataset_type = 'CocoDataset'
+data_mode = 'topdown'
+data_root = 'data/toy_persons/'
+metainfo = dict(from_file='configs/_base_/datasets/coco.py')
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackPoseInputs')
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        metainfo=metainfo,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='images/train/'),
+        pipeline=train_pipeline,
+    ))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        metainfo=metainfo,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='images/val/'),
+        test_mode=True,
+        pipeline=val_pipeline,
+    ))
+test_dataloader = val_dataloader
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(
+        type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+
+val_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + 'annotations/val.json')
+test_evaluator = val_evaluator
