@@ -103,28 +103,38 @@ class SWAHRLoss(nn.Module):
                 'SWAHRLoss: scale_adaptive=True needs the scale map; give '
                 'the head scale branches or set scale_adaptive=False')
         gt = gt.to(pred.dtype)
-        m = mask.to(pred.dtype)[:, None]  # broadcast over keypoints
+        m = mask.to(pred.dtype)[:, None]  # (B, 1, H, W), broadcast over K
+        keep = m != 0
+        zero = pred.new_zeros(())
 
-        fg = gt > 0
+        with torch.no_grad():  # target-only quantities: no graph needed
+            fg = gt > 0
+            if self.scale_adaptive or self.weight_adaptive:
+                # log(H) on the foreground; 0 elsewhere (H = 0 there anyway)
+                d = torch.log(torch.where(fg, gt, torch.ones_like(gt)))
+            if self.weight_adaptive:
+                g = torch.where(fg, torch.exp(self.gamma * d), zero)  # H^gamma
+            if self.scale_adaptive:
+                hd = gt * d
+                half_hd2 = 0.5 * hd * d
+
         alpha = None
         if scale is not None:
-            alpha = scale * fg.to(scale.dtype)
+            # a = scale * [H > 0]; zero at ignored pixels too, which changes
+            # neither term (both are masked there)
+            alpha = torch.where(fg & keep, scale, zero)
         if self.scale_adaptive:
-            # log(H) on the foreground; 0 elsewhere (where H = 0 anyway).
-            d = torch.log(torch.where(fg, gt, torch.ones_like(gt)))
-            hd = gt * d
-            target = gt + hd * alpha + 0.5 * hd * d * alpha * alpha
+            # H + H d a + H d^2 a^2 / 2 = H + a (H d + (H d^2 / 2) a)
+            target = gt + alpha * (hd + half_hd2 * alpha)
         else:
             target = gt
-        sq = (pred - target)**2
+        diff = pred - target
+        sq = diff * diff
         if self.weight_adaptive:
-            g = gt.pow(self.gamma)  # 0 where H = 0 (gamma > 0)
-            sq = sq * ((1 - pred).abs() * g + pred.abs() * (1 - g))
-        keep = m != 0  # 0 * nan is nan: drop ignored pixels explicitly
-        zero = sq.new_zeros(())
-        losses = dict(loss_heatmap=self.loss_weight *
-                      torch.where(keep, sq * m, zero).mean())
+            # |1 - P| H^g + |P| (1 - H^g) = lerp(|P|, |1 - P|, H^g)
+            sq = sq * torch.lerp(pred.abs(), (1 - pred).abs(), g)
+        losses = dict(loss_heatmap=self.loss_weight * (sq * m).mean())
         if alpha is not None:
-            losses['loss_scale'] = self.scale_loss_weight * torch.where(
-                keep, alpha * alpha * m, zero).mean()
+            losses['loss_scale'] = self.scale_loss_weight * (
+                alpha * alpha * m).mean()
         return losses
