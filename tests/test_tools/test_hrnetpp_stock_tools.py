@@ -33,9 +33,10 @@ HRNET = CFG_DIR + 'td-hm_hrnet-w16-tiny_1xb16-20e_toy-persons-128x96.py'
 HEATMAP = CFG_DIR + 'td-hm_hrnetpp-w16-tiny_1xb16-20e_toy-persons-128x96.py'
 SOFTARGMAX = CFG_DIR + 'td-sa_hrnetpp-w16-tiny_1xb16-6e_toy-persons-128x96.py'
 SA_TTA = CFG_DIR + 'td-sa-tta_hrnetpp-w16-tiny_1xb16-6e_toy-persons-128x96.py'
-ENSEMBLE = CFG_DIR + 'td-ens-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96.py'
+ENSEMBLE = CFG_DIR + \
+    'td-ensemble-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96.py'
 ENSEMBLE_TTA = CFG_DIR + \
-    'td-ens-hm-sa-tta_hrnetpp-w16-tiny_toy-persons-128x96.py'
+    'td-ensemble-hm-sa-tta_hrnetpp-w16-tiny_toy-persons-128x96.py'
 
 
 def _data_options(root):

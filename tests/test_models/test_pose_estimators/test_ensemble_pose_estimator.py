@@ -233,3 +233,27 @@ def test_training_an_ensemble_is_refused(inputs):
     ens = ensemble([dict(model=HEATMAP_MODEL)])
     with pytest.raises(RuntimeError, match='testing only'):
         ens(inputs, make_samples(2), mode='loss')
+
+
+def test_coco_w48_ensemble_tta_config_builds_and_runs():
+    """The report's final COCO test config: heatmap + soft-argmax W48
+    members, flip + 5-crop TTA; built on the meta device (shapes only, no
+    checkpoint needed) and run at 384x288."""
+    import os.path as osp
+    from _helpers import REPO_ROOT
+    path = osp.join(REPO_ROOT, 'configs/hrnetpp/coco/'
+                    'td-ensemble-hm-sa-tta_hrnetpp-w48_coco-384x288.py')
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['mmkp_ext']
+    tta = cfg.model.test_cfg.tta
+    assert (tta.scales, tta.rotations) == ((0.8, 1.0, 1.2), (-10.0, 10.0))
+    with torch.device('meta'):
+        ens = MODELS.build(cfg.model)
+    heads = [type(m.head).__name__ for m in ens.members]
+    assert heads == ['HeatmapHead', 'SoftArgmaxHead']
+    assert ens.weights == [0.5, 0.5]
+    assert all(m.test_cfg['flip_test'] for m in ens.members)
+    with torch.no_grad():
+        hm, coords = ens.eval()(
+            torch.empty(1, 3, 384, 288, device='meta'), None, mode='tensor')
+    assert hm.shape == (1, 17, 96, 72) and coords.shape == (1, 17, 2)
