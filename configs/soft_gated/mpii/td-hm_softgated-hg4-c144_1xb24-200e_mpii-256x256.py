@@ -25,7 +25,8 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=24)
 
-default_hooks = dict(checkpoint=dict(save_best='PCKh', rule='greater'))
+# MpiiPCKAccuracy logs PCKh@0.5 as 'PCK'.
+default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
 
 codec = dict(
     type='MSRAHeatmap', input_size=(256, 256), heatmap_size=(64, 64),
