@@ -23,7 +23,8 @@ loss (``HigherHRNetAELoss``) on the tags of the first resolution.
 Inference resizes every resolution's heatmaps and the tags bilinearly to
 the decoder's ``heatmap_size`` (``MultiResolutionAELabel``: its
 ``decode_heatmap_size``, by default the input size as in the official
-HigherHRNet test with ``project2image``), averages the heatmaps over
+HigherHRNet test with ``project2image``; scaled with the actual input size
+when the batch's ``input_size`` differs from the codec's), averages the heatmaps over
 resolutions and flip (flip tags are concatenated: mmpose's ``L = 2`` tag
 layout), and decodes with the decoder's ``batch_decode(heatmaps, tags)``
 (mmpose's ``AssociativeEmbedding`` grouping).
@@ -416,6 +417,28 @@ class HigherHRNetHead(BaseHead):
             heatmaps = heatmaps + hm
         return heatmaps / len(scales), tags
 
+    def _decode_size(self, batch_data_samples) -> Tuple[int, int]:
+        """``(w, h)`` of the maps handed to the decoder: its
+        ``heatmap_size`` scaled by ``actual input / decoder input_size``, so
+        that inputs of another size than the codec's (``BottomupResize``
+        with ``resize_mode='expand'``, the official short-side-512 test)
+        decode to the right pixels (the decoder multiplies by its fixed
+        ``input_size / heatmap_size``)."""
+        w, h = (int(v) for v in self.decoder.heatmap_size)
+        sizes = {
+            tuple(int(v) for v in d.metainfo['input_size'])
+            for d in (batch_data_samples or []) if 'input_size' in d.metainfo
+        }
+        if len(sizes) > 1:
+            raise ValueError(
+                f'HigherHRNetHead: one input size per batch needed for '
+                f'decoding, got {sorted(sizes)}')
+        if sizes:
+            iw, ih = sizes.pop()
+            dw, dh = (int(v) for v in self.decoder.input_size)
+            w, h = round(iw * w / dw), round(ih * h / dh)
+        return w, h
+
     def predict(self,
                 feats,
                 batch_data_samples: OptSampleList,
@@ -427,9 +450,9 @@ class HigherHRNetHead(BaseHead):
         if self.decoder is None:
             raise RuntimeError('HigherHRNetHead: set decoder (the '
                                'AssociativeEmbedding-style codec) to predict')
-        w, h = self.decoder.heatmap_size
+        w, h = self._decode_size(batch_data_samples)
         heatmaps, tags = self.fuse_outputs(feats, batch_data_samples,
-                                           test_cfg, (int(h), int(w)))
+                                           test_cfg, (h, w))
         keypoints, scores, instance_scores = self.decoder.batch_decode(
             heatmaps, tags)
         preds = [

@@ -171,20 +171,20 @@ PEOPLE = np.array([[[12, 12], [20, 16], [16, 28]],
                    [[44, 40], [52, 44], [48, 56]]], dtype=np.float64)
 
 
-def _perfect_outputs(flipped=False):
-    """What a perfect network outputs for PEOPLE (or for the mirrored image:
-    mirrored maps with left/right channels swapped)."""
+def _perfect_outputs(flipped=False, width=64):
+    """What a perfect network outputs for PEOPLE on a (64, width) input (or
+    for the mirrored image: mirrored maps, left/right channels swapped)."""
     heatmaps = []
     for stride in (4, 2):
-        n = 64 // stride
-        yy, xx = np.mgrid[:n, :n]
-        hm = np.zeros((K, n, n))
+        n, nw = 64 // stride, width // stride
+        yy, xx = np.mgrid[:n, :nw]
+        hm = np.zeros((K, n, nw))
         for person in PEOPLE:
             for k, (x, y) in enumerate(person / stride):
                 hm[k] = np.maximum(
                     hm[k], np.exp(-((xx - x)**2 + (yy - y)**2) / 8))
         heatmaps.append(hm)
-    tags = np.zeros((K, 16, 16))
+    tags = np.zeros((K, 16, width // 4))
     for p, person in enumerate(PEOPLE):
         for k, (x, y) in enumerate((person / 4).astype(int)):
             tags[k, y - 1:y + 2, x - 1:x + 2] = 3.0 * p
@@ -195,8 +195,9 @@ def _perfect_outputs(flipped=False):
     return dict(heatmaps=maps[:2], tags=maps[2], scales=None)
 
 
-@pytest.mark.parametrize('flip', [False, True])
-def test_predict_decodes_perfect_outputs(flip):
+@pytest.mark.parametrize('flip,width', [(False, 64), (True, 64),
+                                        (True, 96)])
+def test_predict_decodes_perfect_outputs(flip, width):
     decoder = dict(
         type='AssociativeEmbedding',
         input_size=(64, 64),
@@ -205,8 +206,10 @@ def test_predict_decodes_perfect_outputs(flip):
         decode_keypoint_order=[0, 1, 2],
         decode_max_instances=5)
     head = build(decoder=decoder)
-    head.forward = lambda feats: _perfect_outputs(feats == 'flip')
-    d = PoseDataSample(metainfo=dict(flip_indices=[0, 2, 1]))
+    head.forward = lambda feats: _perfect_outputs(feats == 'flip', width)
+    # a 96 px wide input (BottomupResize 'expand') against a 64x64 codec
+    d = PoseDataSample(
+        metainfo=dict(flip_indices=[0, 2, 1], input_size=(width, 64)))
     feats = ['orig', 'flip'] if flip else 'orig'
     preds, fields = head.predict(
         feats, [d], dict(flip_test=flip, output_heatmaps=True))
@@ -218,8 +221,8 @@ def test_predict_decodes_perfect_outputs(flip):
     np.testing.assert_allclose(kpts[order], PEOPLE, atol=2.0)
     assert np.all(preds[0].keypoint_scores > 0.8)
     assert preds[0].bbox_scores.shape == (2, )
-    assert fields[0].heatmaps.shape == (K, 64, 64)
-    assert fields[0].tags.shape == ((2 if flip else 1) * K, 64, 64)
+    assert fields[0].heatmaps.shape == (K, 64, width)
+    assert fields[0].tags.shape == ((2 if flip else 1) * K, 64, width)
 
 
 def test_end_to_end_with_hrnet_backbone():
