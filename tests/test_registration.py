@@ -36,6 +36,9 @@ EXPECTED = [
      'mmkp_ext.datasets.deepfashion2_full_dataset'),
     (METRICS, 'MultiCategoryCocoMetric',
      'mmkp_ext.evaluation.multi_category_coco_metric'),
+    # Soft-gated skip connections
+    (MODELS, 'SoftGatedHourglass',
+     'mmkp_ext.models.backbones.soft_gated_hourglass'),
 ]
 
 
