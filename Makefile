@@ -4,12 +4,13 @@
 #   make test   run the test suite
 #   make demo-centernet   grouped CenterNet on toy fashion data
 #   make demo-poseur   tiny Poseur (transformer regression) on toy persons
+#   make demo-hrnetpp  HRNet++ heatmap -> soft-argmax, ensemble, ensemble + TTA
 # Use an existing environment instead of .venv:  make test PYTHON=$(which python)
 PYTHON ?=
 PY := $(if $(PYTHON),$(PYTHON),$(CURDIR)/.venv/bin/python)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: deps demo demo-centernet demo-poseur test
+.PHONY: deps demo demo-centernet demo-poseur demo-hrnetpp test
 
 deps:
 	PYTHON=$(PYTHON) bash tools/install_deps.sh
@@ -25,6 +26,11 @@ demo-centernet: deps
 # Tiny Poseur on toy persons: train with stock train.py, test.py, coco/AP.
 demo-poseur: deps
 	$(PY) tools/run_demo_poseur.py
+
+# HRNet++ on toy persons: heatmap model, soft-argmax fine-tune, their
+# ensemble and ensemble + TTA, each tested with stock test.py (coco/AP).
+demo-hrnetpp: deps
+	$(PY) tools/run_demo_hrnetpp.py
 
 test: deps
 	$(PY) -m pytest tests -q -p no:cacheprovider
