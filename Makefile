@@ -5,12 +5,13 @@
 #   make demo-centernet   grouped CenterNet on toy fashion data
 #   make demo-poseur   tiny Poseur (transformer regression) on toy persons
 #   make demo-hrnetpp  HRNet++ heatmap -> soft-argmax, ensemble, ensemble + TTA
+#   make demo-softgated  soft-gated hourglass / U-Net hybrid on toy persons
 # Use an existing environment instead of .venv:  make test PYTHON=$(which python)
 PYTHON ?=
 PY := $(if $(PYTHON),$(PYTHON),$(CURDIR)/.venv/bin/python)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: deps demo demo-centernet demo-poseur demo-hrnetpp test
+.PHONY: deps demo demo-centernet demo-poseur demo-hrnetpp demo-softgated test
 
 deps:
 	PYTHON=$(PYTHON) bash tools/install_deps.sh
@@ -31,6 +32,11 @@ demo-poseur: deps
 # ensemble and ensemble + TTA, each tested with stock test.py (coco/AP).
 demo-hrnetpp: deps
 	$(PY) tools/run_demo_hrnetpp.py
+
+# Soft-gated hourglass on toy persons: stock train.py, test.py (coco/AP),
+# histogram of the learned gates.
+demo-softgated: deps
+	$(PY) tools/run_demo_softgated.py
 
 test: deps
 	$(PY) -m pytest tests -q -p no:cacheprovider
