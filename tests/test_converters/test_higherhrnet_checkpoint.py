@@ -241,8 +241,9 @@ def test_swahr_layout_converts_loads_strictly_and_keeps_channel_order():
     ref = model.state_dict()
     assert set(out) == set(ref)  # no leftovers either way
     model.load_state_dict(check_against_model(out, ref), strict=True)
+    loaded = model.state_dict()
     for k, v in out.items():
-        assert torch.equal(model.state_dict()[k], v)
+        assert torch.equal(loaded[k], v)
     # [scale, heatmap, tag] of the authors' forward == our separate outputs
     x = torch.randn(1, 8, 6, 5)
     with torch.no_grad():

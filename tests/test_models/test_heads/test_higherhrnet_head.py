@@ -287,3 +287,49 @@ def test_bad_configs_and_inputs():
         two.loss([torch.randn(2, C, 8, 8)], samples())
     with pytest.raises(RuntimeError, match='set decoder'):
         head.predict([torch.randn(1, C, 4, 4)], [PoseDataSample()], {})
+
+
+def test_contract_with_codec_and_pack_inputs():
+    """MultiResolutionAELabel -> GenerateTarget -> PackPoseInputs -> loss:
+    the head reads what the codec writes; a perfect forward (the encoded
+    heatmaps, person-constant tags) decodes back to the labelled keypoints
+    through the head with the codec as decoder."""
+    from mmpose.datasets.transforms import GenerateTarget, PackPoseInputs
+    codec = dict(
+        type='MultiResolutionAELabel',
+        input_size=(64, 64),
+        heatmap_sizes=[(16, 16), (32, 32)],
+        sigma=2,
+        decode_keypoint_order=[0, 1, 2],
+        decode_max_instances=5)
+    results = dict(
+        img=np.zeros((64, 64, 3), np.uint8),
+        keypoints=PEOPLE.astype(np.float32),
+        keypoints_visible=np.ones((2, K), np.float32),
+        heatmap_mask=np.ones((64, 64), bool),
+        img_shape=(64, 64),
+        input_size=(64, 64),
+        input_center=np.array([32, 32], np.float32),
+        input_scale=np.array([64, 64], np.float32),
+        flip_indices=[0, 2, 1])
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        results = GenerateTarget(encoder=codec)(results)
+        packed = PackPoseInputs(
+            meta_keys=('img_shape', 'input_size', 'input_center',
+                       'input_scale', 'flip_indices'))(results)
+        head = build(decoder=codec)
+    d = packed['data_samples']
+    losses = head.loss([torch.randn(1, C, 16, 16)], [d])
+    assert all(torch.isfinite(v) for v in losses.values())
+    hms = [h[None].float() for h in d.gt_fields.heatmaps]
+    idx = d.gt_instance_labels.keypoint_indices
+    tags = torch.zeros(1, K, 16, 16)
+    for p, person in enumerate(idx):
+        for k, (i, v) in enumerate(person.tolist()):
+            y, x = divmod(i, 16)
+            tags[0, k, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = 3.0 * p
+    head.forward = lambda feats: dict(heatmaps=hms, tags=tags, scales=None)
+    preds = head.predict('orig', [d], dict(flip_test=False))
+    kpts = preds[0].keypoints
+    order = np.argsort(kpts[:, 0, 0])
+    np.testing.assert_allclose(kpts[order], PEOPLE, atol=1.5)
