@@ -108,6 +108,23 @@ def test_plain_loss_is_masked_mse_plus_official_ae():
     assert losses['loss_push'] > 0
 
 
+def test_shared_tag_is_used_for_every_keypoint():
+    head = randomise_(build(tag_per_keypoint=False), seed=5)
+    ds = samples()
+    x = torch.randn(2, C, 8, 8)
+    losses = head.loss([x], ds)
+    tag = head(x)['tags']
+    assert tag.shape == (2, 1, 8, 8)
+    pull, push = HigherHRNetAELoss()(
+        tag.expand(-1, K, -1, -1),
+        [d.gt_instance_labels.keypoint_indices for d in ds])
+    torch.testing.assert_close(losses['loss_pull'], pull)
+    torch.testing.assert_close(losses['loss_push'], push)
+    _, tags = head.fuse_outputs([x], ds, {})
+    assert tags.shape == (2, K, 16, 16)
+    assert torch.equal(tags[:, 0], tags[:, K - 1])
+
+
 def test_gradients_reach_scale_branch():
     torch.manual_seed(0)
     head = swahr()
