@@ -259,8 +259,13 @@ class EMSDeformAttn(_DeformAttnBase):
         # (B, C, N) view of value (channels-last strides), shared by all
         # heads.
         value_t = value.transpose(1, 2).to(dtype)
-        grid = grid.to(dtype)
-        attn = attn.reshape(B, Q * M, L, P, 1).to(dtype)
+        # (L, B, Q*M, P, 2): one contiguous grid per level (a strided grid
+        # makes CPU grid_sample several times slower).
+        grid = grid.permute(3, 0, 1, 2, 4, 5).reshape(
+            L, B, Q * M, P, 2).to(dtype).contiguous()
+        # (L, B, Q*M, 1, P): contiguous row vectors per level.
+        attn = attn.view(B, Q * M, L, P).permute(2, 0, 1, 3).to(
+            dtype).contiguous()[..., None, :]
         mixed = 0
         start = 0
         for lvl, (h, w) in enumerate(hw):
@@ -268,15 +273,14 @@ class EMSDeformAttn(_DeformAttnBase):
             # on CPU), no copy.
             v_l = value_t[:, :, start:start + h * w].reshape(B, C, h, w)
             start += h * w
-            # All Q*M*P points of this level in one call: (B, Q*M, P, 2).
-            g_l = grid[:, :, :, lvl].reshape(B, Q * M, P, 2)
-            s_l = F.grid_sample(v_l, g_l, mode='bilinear',
+            # All Q*M*P points of this level in one call.
+            s_l = F.grid_sample(v_l, grid[lvl], mode='bilinear',
                                 padding_mode='zeros', align_corners=False)
             # Weighted sum over this level's P samples: (B, Q*M, C).
             # matmul, not einsum: exact FLOP counts (mmengine's einsum count
             # is rounded) and no concatenation of the levels.
-            mixed = mixed + torch.matmul(s_l.permute(0, 2, 1, 3),
-                                         attn[:, :, lvl]).squeeze(-1)
+            mixed = mixed + torch.matmul(attn[lvl], s_l.permute(
+                0, 2, 3, 1)).squeeze(-2)
         # Per-head value projection of the Q*M mixed vectors only.
         mixed = mixed.reshape(B, Q, M, C).transpose(1, 2)  # (B, M, Q, C)
         weight = self.value_proj_weight.view(M, C, d).to(mixed.dtype)
@@ -335,19 +339,22 @@ class MSDeformAttn(_DeformAttnBase):
         # its own map.
         value_t = value.view(B, -1, M, d).transpose(1, 2).reshape(
             B * M, -1, d).transpose(1, 2).to(dtype)
-        # (B*M, Q, L, P, 2): heads folded into the batch.
-        grid = grid.permute(0, 2, 1, 3, 4, 5).reshape(B * M, Q, L, P,
-                                                      2).to(dtype)
-        attn = attn.permute(0, 2, 1, 3).reshape(B * M, Q, L, P, 1).to(dtype)
+        # (L, B*M, Q, P, 2): heads folded into the batch, one contiguous
+        # grid per level.
+        grid = grid.permute(3, 0, 2, 1, 4, 5).reshape(
+            L, B * M, Q, P, 2).to(dtype).contiguous()
+        # (L, B*M, Q, 1, P): contiguous row vectors per level.
+        attn = attn.view(B, Q, M, L, P).permute(3, 0, 2, 1, 4).reshape(
+            L, B * M, Q, 1, P).to(dtype).contiguous()
         out = 0
         start = 0
         for lvl, (h, w) in enumerate(hw):
             v_l = value_t[:, :, start:start + h * w].reshape(B * M, d, h, w)
             start += h * w
-            s_l = F.grid_sample(v_l, grid[:, :, lvl], mode='bilinear',
+            s_l = F.grid_sample(v_l, grid[lvl], mode='bilinear',
                                 padding_mode='zeros', align_corners=False)
             # (B*M, d, Q, P) -> weighted sum over P: (B*M, Q, d).
-            out = out + torch.matmul(s_l.permute(0, 2, 1, 3),
-                                     attn[:, :, lvl]).squeeze(-1)
+            out = out + torch.matmul(attn[lvl], s_l.permute(
+                0, 2, 3, 1)).squeeze(-2)
         out = out.reshape(B, M, Q, d).transpose(1, 2).reshape(B, Q, M * d)
         return self._finish(out.to(query.dtype), query, identity)
