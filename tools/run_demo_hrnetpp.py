@@ -13,7 +13,12 @@ stock train.py / test.py.
    model, regression model, regression + TTA, ensemble, ensemble + TTA
    (and the baseline), and print a table of coco/AP.
 
-    python tools/run_demo_hrnetpp.py [--baseline] [--num-images N] [--work-dir DIR]
+    python tools/run_demo_hrnetpp.py [--baseline] [--num-images N]
+        [--work-dir DIR] [--hm-epochs 20] [--sa-epochs 6]
+
+``--hm-epochs`` / ``--sa-epochs`` shorten (or lengthen) both stages'
+schedules: max_epochs, the cosine schedule's length, one validation and one
+checkpoint at the end.
 """
 import argparse
 import glob
@@ -45,7 +50,26 @@ def parse_args():
         '--baseline',
         action='store_true',
         help='also train and test the plain-HRNet heatmap model')
+    parser.add_argument('--hm-epochs', type=int, default=None,
+                        help='heatmap stage epochs (config: 20)')
+    parser.add_argument('--sa-epochs', type=int, default=None,
+                        help='soft-argmax stage epochs (config: 6)')
     return parser.parse_args()
+
+
+def schedule_options(epochs, cosine_index):
+    """cfg-options giving a config `epochs` epochs: its cosine scheduler
+    (entry `cosine_index` of param_scheduler) spans them, and validation and
+    checkpointing happen once, at the end."""
+    if epochs is None:
+        return []
+    if epochs < 1:
+        sys.exit(f'epochs must be >= 1, got {epochs}')
+    return [f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}',
+            f'param_scheduler.{cosine_index}.T_max={epochs}',
+            f'param_scheduler.{cosine_index}.end={epochs}']
 
 
 def run(cmd):
@@ -103,12 +127,15 @@ def main():
     ])
     if args.baseline:
         base_ckpt = train('HRNet heatmap', BASELINE,
-                          osp.join(args.work_dir, 'hrnet_heatmap'))
+                          osp.join(args.work_dir, 'hrnet_heatmap'),
+                          *schedule_options(args.hm_epochs, 1))
     hm_ckpt = train('HRNet++ heatmap', HEATMAP,
-                    osp.join(args.work_dir, 'hrnetpp_heatmap'))
+                    osp.join(args.work_dir, 'hrnetpp_heatmap'),
+                    *schedule_options(args.hm_epochs, 1))
     sa_ckpt = train('HRNet++ soft-argmax', SOFTARGMAX,
                     osp.join(args.work_dir, 'hrnetpp_softargmax'),
-                    f'load_from={hm_ckpt}')
+                    f'load_from={hm_ckpt}',
+                    *schedule_options(args.sa_epochs, 0))
     merged = osp.join(args.work_dir, 'hrnetpp_ensemble.pth')
     timed('merge', [
         sys.executable, 'tools/merge_ensemble_checkpoint.py', ENSEMBLE,

@@ -13,7 +13,6 @@ other two from the merged / fine-tuned checkpoints on the val batch.
 import os.path as osp
 
 import numpy as np
-import pytest
 import torch
 from _helpers import REPO_ROOT, run_python
 from mmengine.config import Config

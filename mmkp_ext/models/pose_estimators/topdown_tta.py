@@ -353,7 +353,8 @@ class TopdownTTAMixin:
             axis=0).astype(np.float32)
 
         out = [
-            InstanceData(keypoints=kpts[b:b + 1], keypoint_scores=scores[b:b + 1])
+            InstanceData(
+                keypoints=kpts[b:b + 1], keypoint_scores=scores[b:b + 1])
             for b in range(B)
         ]
         out_fields = None
