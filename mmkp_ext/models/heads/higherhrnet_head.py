@@ -48,6 +48,20 @@ __all__ = ['HigherHRNetHead']
 _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
 
 
+class _DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters and state-dict keys) that runs in
+    channels-last memory format on the CPU, where PyTorch's depthwise
+    kernel is about twice as fast in that layout (forward + backward of the
+    9x9 scale-branch convolution on (2, 17, 128, 128): 230 -> 128 ms, one
+    thread); the output is returned contiguous."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != 'cpu':
+            return super().forward(x)
+        y = super().forward(x.contiguous(memory_format=torch.channels_last))
+        return y.contiguous()
+
+
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or \
             value < minimum:
@@ -169,7 +183,7 @@ class HigherHRNetHead(BaseHead):
                 nn.Sequential(
                     nn.Conv2d(c, K, 1), nn.BatchNorm2d(K),
                     nn.ReLU(inplace=True),
-                    nn.Conv2d(K, K, 9, padding=4, groups=K))
+                    _DepthwiseConv2d(K, K, 9, padding=4, groups=K))
                 for c in feat_channels)
         else:
             self.scale_layers = None
