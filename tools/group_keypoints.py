@@ -96,7 +96,8 @@ def _plots(folder, result, consensus, title):
         n = result['meta'][f'num_{head}_clusters']
         ax.axhline(len(Z) + 1 - n + 0.5, color='r', lw=0.8)
         ax.set_ylabel('merge step')
-        ax.set_title(f'{title}: {head} dendrogram (cut: {n} clusters)')
+        ax.set_title(f'{title}\n{head} dendrogram (cut: {n} clusters)',
+                     fontsize=9)
         files.append(osp.join(folder, f'dendrogram_{head}.png'))
         fig.tight_layout()
         fig.savefig(files[-1], dpi=100)
@@ -113,7 +114,8 @@ def _plots(folder, result, consensus, title):
     ax.plot(m['num_hm_clusters'], m['num_reg_clusters'], 'r+', ms=12)
     ax.set_xlabel('heatmap clusters')
     ax.set_ylabel('regression clusters')
-    ax.set_title('log(1 + same-category pairs merged in both heads)')
+    ax.set_title(f'{title}\nlog(1 + same-category pairs merged in both '
+                 'heads)', fontsize=9)
     fig.colorbar(im)
     files.append(osp.join(folder, 'ambiguity_matrix.png'))
     fig.tight_layout()
