@@ -5,30 +5,32 @@ The official model is ``backbone`` + ``neck`` (mmdet-style ``ChannelMapper``)
 The backbone and neck keys are the same in mmpose 1.x (ResNet, HRNet,
 MobileNetV2 and ``ChannelMapper`` kept their layouts) and pass through
 unchanged; every ``keypoint_head.*`` key is renamed to ``head.*`` of
-:class:`~mmkp_ext.models.heads.PoseurHead`:
+:class:`~mmkp_ext.models.heads.PoseurHead` (official key after
+``keypoint_head.`` -> ours after ``head.``)::
 
-======================================================  ==========================================
-official (``keypoint_head.`` prefix)                    ours (``head.`` prefix)
-======================================================  ==========================================
-``transformer.level_embeds``                            ``level_embeds``
-``transformer.fc_coord.linear.{weight,bias}``           ``coarse_coord.linear.*``
-``transformer.fc_sigma.linear.{weight,bias}``           ``coarse_sigma.*``
-``transformer.pos_trans.*``                             ``query_proj.*``
-``transformer.pos_trans_norm.*``                        ``query_norm.*``
-``transformer.pos_embed.weight``                        ``class_embed.weight``
-``transformer.decoder.layers.{i}.attentions.0.attn.*``  ``layers.{i}.self_attn.*``
-``...attentions.1.{sampling_offsets,attention_weights,  ``layers.{i}.cross_attn.*``
-output_proj}.*``
-``...attentions.1.value_proj_weight.weight``            ``layers.{i}.cross_attn.value_proj_weight``
-``...attentions.1.value_proj_bias.weight``              ``layers.{i}.cross_attn.value_proj_bias``
-``...ffns.0.layers.0.0.*`` / ``...ffns.0.layers.1.*``   ``layers.{i}.ffn_in.*`` / ``ffn_out.*``
-``...norms.{0,1,2}.*``                                  ``layers.{i}.norm{1,2,3}.*``
-``fc_coord_branches.{l}.{0,2,4}.*``                     ``coord_branches.{l}.{0,2,4}.*``
-``fc_coord_output_branches.{l}.{0,2,4}.*``              ``coord_output_branches.{l}.{0,2,4}.*``
-``fc_sigma_branches.{l}.{0,1}.*``                       ``sigma_branches.{l}.{0,1}.*``
-``fc_sigma_branches.{l}.2.linear.*``                    ``sigma_branches.{l}.2.*``
-``enc_flow.*`` / ``dec_flow.*``                         ``loss_coarse.flow.*`` / ``loss_decoder.flow.*``
-======================================================  ==========================================
+    transformer.level_embeds                 -> level_embeds
+    transformer.fc_coord.linear.*            -> coarse_coord.linear.*
+    transformer.fc_sigma.linear.*            -> coarse_sigma.*
+    transformer.pos_trans.*                  -> query_proj.*
+    transformer.pos_trans_norm.*             -> query_norm.*
+    transformer.pos_embed.weight             -> class_embed.weight
+    transformer.decoder.layers.{i}.
+      attentions.0.attn.*                    -> layers.{i}.self_attn.*
+      attentions.1.{sampling_offsets,
+        attention_weights,output_proj}.*     -> layers.{i}.cross_attn.*
+      attentions.1.value_proj_weight.weight  -> layers.{i}.cross_attn.
+                                                value_proj_weight
+      attentions.1.value_proj_bias.weight    -> layers.{i}.cross_attn.
+                                                value_proj_bias
+      ffns.0.layers.0.0.*                    -> layers.{i}.ffn_in.*
+      ffns.0.layers.1.*                      -> layers.{i}.ffn_out.*
+      norms.{0,1,2}.*                        -> layers.{i}.norm{1,2,3}.*
+    fc_coord_branches.{l}.{0,2,4}.*          -> coord_branches.{l}.{0,2,4}.*
+    fc_coord_output_branches.{l}.{0,2,4}.*   -> coord_output_branches.{l}...
+    fc_sigma_branches.{l}.{0,1}.*            -> sigma_branches.{l}.{0,1}.*
+    fc_sigma_branches.{l}.2.linear.*         -> sigma_branches.{l}.2.*
+    enc_flow.*                               -> loss_coarse.flow.*
+    dec_flow.*                               -> loss_decoder.flow.*
 
 No tensor is reshaped: the EMSDA value projection is stored in the official
 ``nn.Embedding`` layout by :class:`~mmkp_ext.models.layers.EMSDeformAttn`.

@@ -25,7 +25,7 @@ from mmkp_ext.converters.poseur_checkpoint import (PoseurCheckpointError,
 CONFIG = osp.join(REPO_ROOT, 'configs/poseur/coco/'
                   'poseur_res50-dec3_8xb32-325e_coco-256x192.py')
 TINY_CONFIG = osp.join(REPO_ROOT, 'configs/poseur/coco/'
-                       'poseur_res18-tiny_1xb12-600e_coco-fixture-128x96.py')
+                       'poseur_res18-tiny_1xb12-400e_coco-fixture-128x96.py')
 #: The official ResNet-50 model with 3 decoder layers.
 OFFICIAL_DIMS = dict(num_layers=3, C=256, M=8, L=4, P=4, K=17, FFN=1024)
 #: The same layout at the widths of the tiny fixture config.

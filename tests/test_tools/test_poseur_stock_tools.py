@@ -28,7 +28,7 @@ from mmkp_ext.utils import parse_metric_values
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs/poseur/toy_persons/'
                       'poseur_res18-tiny_1xb16-40e_toy-persons-128x96.py')
 COCO_CONFIG = osp.join(REPO_ROOT, 'configs/poseur/coco/'
-                       'poseur_res18-tiny_1xb12-600e_coco-fixture-128x96.py')
+                       'poseur_res18-tiny_1xb12-400e_coco-fixture-128x96.py')
 COCO_DIR = osp.join(shared_data_dir(), 'coco')
 LOSSES = ('loss_coarse', 'loss_dec0', 'loss_dec1')
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')

@@ -420,7 +420,9 @@ class PoseurHead(BaseHead):
         nn.init.normal_(self.level_embeds)
         small = [self.coarse_coord.linear, self.coarse_sigma]
         for branches in (self.coord_branches, self.coord_output_branches):
-            small += [m for m in branches.modules() if isinstance(m, nn.Linear)]
+            small += [
+                m for m in branches.modules() if isinstance(m, nn.Linear)
+            ]
         small += [branch[-1] for branch in self.sigma_branches]
         for m in small:
             nn.init.xavier_uniform_(m.weight, gain=0.01)

@@ -214,7 +214,8 @@ def test_predict_scores_are_laplace_of_last_layer_sigma():
         preds = head.predict(feats, samples(3), test_cfg={})
         out = head(feats)
     sig = out['sigmas'][-1].numpy()
-    expect = (1 - np.exp(-0.3 / sig[..., 0])) * (1 - np.exp(-0.3 / sig[..., 1]))
+    expect = ((1 - np.exp(-0.3 / sig[..., 0])) *
+              (1 - np.exp(-0.3 / sig[..., 1])))
     for i, p in enumerate(preds):
         np.testing.assert_allclose(p.keypoint_scores[0], expect[i],
                                    rtol=1e-5)
