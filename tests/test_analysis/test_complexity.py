@@ -145,3 +145,34 @@ def test_multihead_attention_counted(batch_first, grad):
     with torch.set_grad_enabled(grad):
         res = count_complexity(SelfAttention(batch_first).eval(), (x, ))
     assert res.flops == 4 * B * L * E * E + 2 * B * L * L * E
+
+
+def test_poseur_toy_config_counts_deformable_sampling():
+    """The toy Poseur config through the library: every cross-attention's
+    grid_sample is counted (inference: K queries, one group), and switching
+    to MSDA moves exactly the value projections into the count."""
+    cfg_path = osp.join(REPO_ROOT, 'configs', 'poseur', 'toy_persons',
+                        'poseur_res18-tiny_1xb16-40e_toy-persons-128x96.py')
+    from mmkp_ext.analysis import build_model_from_config
+    model, _ = build_model_from_config(cfg_path)
+    layers = [m for m in model.modules() if isinstance(m, EMSDeformAttn)]
+    assert layers
+    K = model.head.num_joints
+    ems = complexity_from_config(cfg_path)
+    assert ems.input_shape == (1, 3, 128, 96)
+    expect = sum(4 * a.embed_dims * K * a.num_heads * a.num_levels *
+                 a.num_points for a in layers)
+    assert ems.flops_by_operator['grid_sampler'] == expect
+    ms = complexity_from_config(
+        cfg_path, cfg_options={'model.head.cross_attention': 'MSDA'})
+    a = layers[0]
+    n_value = sum((128 // s) * (96 // s) for s in (4, 8, 16, 32))
+    assert ms.flops_by_operator['grid_sampler'] == expect // a.num_heads
+    # Per layer, MSDA - EMSDA: + value projection of every position,
+    # - EMSDA's per-head projection of the K*M mixed vectors, - the extra
+    # (M-1)/M of EMSDA's samples (4 each) and weighted-sum MACs (1 each).
+    C, M, d = a.embed_dims, a.num_heads, a.head_dims
+    samples_e = C * K * M * a.num_levels * a.num_points
+    per_layer = (n_value * C * C - K * M * C * d -
+                 (4 + 1) * (samples_e - samples_e // M))
+    assert ms.flops - ems.flops == len(layers) * per_layer
