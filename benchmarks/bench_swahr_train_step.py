@@ -17,6 +17,10 @@ with more repeats (less noise under machine load).
     python benchmarks/bench_swahr_train_step.py                # HRNet-W32
     python benchmarks/bench_swahr_train_step.py --head-only --repeats 20
     python benchmarks/bench_swahr_train_step.py --arch tiny --input 128
+
+``--depthwise`` times only the scale branches' depthwise 9x9 convolution
+(forward + backward) in the default and the channels-last layout (why the
+head runs it channels-last on the CPU).
 """
 import argparse
 import statistics
@@ -131,6 +135,29 @@ def make_head_step(head, feats, samples):
     return step
 
 
+def bench_depthwise(batch, size, repeats, device):
+    """Median ms of forward + backward of a K=17 depthwise 9x9 conv at 1/2
+    and 1/4 of ``size``, contiguous vs channels-last input."""
+    conv = torch.nn.Conv2d(17, 17, 9, padding=4, groups=17).to(device)
+    print('| map | contiguous ms | channels-last ms |')
+    print('|---|---:|---:|')
+    for n in (size // 2, size // 4):
+        x = torch.randn(batch, 17, n, n, device=device)
+        row = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            times = []
+            for _ in range(repeats + 1):
+                xi = x.contiguous(memory_format=fmt).requires_grad_(True)
+                sync(device)
+                t0 = time.perf_counter()
+                y = conv(xi)
+                (y * y).sum().backward()
+                sync(device)
+                times.append(time.perf_counter() - t0)
+            row.append(statistics.median(times[1:]) * 1e3)
+        print(f'| ({batch}, 17, {n}, {n}) | {row[0]:.0f} | {row[1]:.0f} |')
+
+
 def sync(device):
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -167,11 +194,15 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
+    p.add_argument('--depthwise', action='store_true',
+                   help='time only the depthwise 9x9 conv, both layouts')
     p.add_argument('--head-only', action='store_true',
                    help='time the head + losses on fixed features only')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.depthwise:
+        return bench_depthwise(args.batch, args.input, args.repeats, device)
     K = 17
     torch.manual_seed(0)
     plain = build_model(args.arch, K, False).to(device).train()

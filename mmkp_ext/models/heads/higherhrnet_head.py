@@ -52,8 +52,9 @@ class _DepthwiseConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state-dict keys) that runs in
     channels-last memory format on the CPU, where PyTorch's depthwise
     kernel is about twice as fast in that layout (forward + backward of the
-    9x9 scale-branch convolution on (2, 17, 128, 128): 230 -> 128 ms, one
-    thread); the output is returned contiguous."""
+    9x9 scale-branch convolution on (2, 17, 128, 128): 227 -> 117 ms, one
+    thread, ``benchmarks/bench_swahr_train_step.py --depthwise``); the
+    output is returned contiguous."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != 'cpu':
