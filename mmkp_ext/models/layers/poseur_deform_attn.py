@@ -166,15 +166,21 @@ class _DeformAttnBase(nn.Module):
         offsets = self.sampling_offsets(query).view(B, Q, M, L, P, 2)
         attn = self.attention_weights(query).view(B, Q, M, L * P)
         attn = attn.softmax(-1)
+        # Locations in at least float32: under half-precision autocast the
+        # offsets are bf16/fp16, whose rounding of ref (~1e-3) would be
+        # ~0.1 px on a 64-px level.
+        dtype = torch.promote_types(
+            torch.promote_types(offsets.dtype, reference_points.dtype),
+            torch.float32)
         # (W_l, H_l) per level: offsets are in pixels of their level.
-        norm = torch.tensor([[w, h] for h, w in hw], dtype=offsets.dtype,
+        norm = torch.tensor([[w, h] for h, w in hw], dtype=dtype,
                             device=offsets.device)
         if reference_points.dim() == 3:
             ref = reference_points[:, :, None, None, None, :]
         else:
             ref = reference_points[:, :, None, :, None, :]
-        loc = ref.to(offsets.dtype) + offsets / norm[None, None, None, :,
-                                                     None, :]
+        loc = ref.to(dtype) + offsets.to(dtype) / norm[None, None, None, :,
+                                                       None, :]
         return 2.0 * loc - 1.0, attn
 
     def _finish(self, out: Tensor, query: Tensor,

@@ -277,3 +277,21 @@ def test_argument_errors():
         MSDeformAttn(embed_dims=10, num_heads=4)
     with pytest.raises(ValueError, match='num_points must be a positive'):
         EMSDeformAttn(num_points=0)
+
+
+def test_locations_keep_float32_under_autocast():
+    """Under bf16 autocast the offsets come out of a bf16 Linear, but the
+    reference points must not be rounded to bf16 (~0.1 px on a 64-px
+    level): integer offsets (exact in bf16) give the fp32 locations."""
+    layer = EMSDeformAttn(16, 4, 2, 2, dropout=0.0)
+    with torch.no_grad():
+        layer.sampling_offsets.weight.zero_()
+        layer.sampling_offsets.bias.copy_(
+            torch.randint(-3, 4, layer.sampling_offsets.bias.shape).float())
+    q, _, ref, _ = random_inputs()
+    hw = [tuple(s) for s in SHAPES.tolist()]
+    grid32, _ = layer._locations(q, ref, hw)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        grid16, _ = layer._locations(q, ref, hw)
+    assert grid16.dtype == torch.float32
+    torch.testing.assert_close(grid16, grid32, atol=1e-6, rtol=0)
