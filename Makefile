@@ -3,6 +3,7 @@
 #               soft-argmax model with mmpose's stock tools, print coco/AP
 #   make test   run the test suite
 #   make demo-centernet   grouped CenterNet on toy fashion data
+#   make demo-swahr   bottom-up HigherHRNet with and without SWAHR on toy persons
 #   make demo-poseur   tiny Poseur (transformer regression) on toy persons
 #   make demo-hrnetpp  HRNet++ heatmap -> soft-argmax, ensemble, ensemble + TTA
 #   make demo-softgated  soft-gated hourglass / U-Net hybrid on toy persons
@@ -11,7 +12,7 @@ PYTHON ?=
 PY := $(if $(PYTHON),$(PYTHON),$(CURDIR)/.venv/bin/python)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: deps demo demo-centernet demo-poseur demo-hrnetpp demo-softgated test
+.PHONY: deps demo demo-centernet demo-poseur demo-hrnetpp demo-softgated demo-swahr test
 
 deps:
 	PYTHON=$(PYTHON) bash tools/install_deps.sh
@@ -37,6 +38,11 @@ demo-hrnetpp: deps
 # histogram of the learned gates.
 demo-softgated: deps
 	$(PY) tools/run_demo_softgated.py
+
+# Bottom-up HigherHRNet and SWAHR on toy persons: stock train.py / test.py,
+# coco/AP of both (same data, schedule, seed).
+demo-swahr: deps
+	$(PY) tools/run_demo_swahr.py
 
 test: deps
 	$(PY) -m pytest tests -q -p no:cacheprovider

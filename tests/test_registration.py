@@ -26,6 +26,11 @@ EXPECTED = [
     (MODELS, 'SWAHRLoss', 'mmkp_ext.models.losses.swahr_loss'),
     (MODELS, 'HigherHRNetAELoss',
      'mmkp_ext.models.losses.higherhrnet_ae_loss'),
+    # SWAHR / HigherHRNet (part B)
+    (KEYPOINT_CODECS, 'MultiResolutionAELabel',
+     'mmkp_ext.codecs.multi_resolution_ae_label'),
+    (TRANSFORMS, 'BottomupIgnoreMask',
+     'mmkp_ext.datasets.transforms.bottomup_ae_transforms'),
     (MODELS, 'CenterNetPoseEstimator',
      'mmkp_ext.models.pose_estimators.centernet_pose_estimator'),
     (KEYPOINT_CODECS, 'GroupedCenterNetLabel',

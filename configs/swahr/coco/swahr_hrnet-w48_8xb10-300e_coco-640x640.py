@@ -57,7 +57,14 @@ val_pipeline = [
         input_size=input_size,
         size_factor=32,
         resize_mode='fit'),
-    dict(type='PackPoseInputs'),
+    # no 'category_id': bottom-up samples would carry one per annotation
+    # and CocoMetric would use that list as the category of every result
+    dict(
+        type='PackPoseInputs',
+        meta_keys=('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
+                   'img_shape', 'input_size', 'input_center', 'input_scale',
+                   'flip', 'flip_direction', 'flip_indices', 'raw_ann_info',
+                   'skeleton_links')),
 ]
 train_dataloader = dict(batch_size=10, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
