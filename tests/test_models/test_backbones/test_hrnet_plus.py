@@ -435,3 +435,28 @@ def test_frozen_stages_freeze_the_replacement_convs():
     assert not plus.transition1[1][0][0].weight.requires_grad
     assert not plus.stage2[0].fuse_layers[1][0][0][0].weight.requires_grad
     assert plus.transition3[3][0][0].weight.requires_grad
+
+
+def test_training_gradients_reach_every_new_parameter_and_with_cp_agrees():
+    kwargs = dict(se_ratio=8, avg_pool_downsample=True,
+                  cross_module_skips=True)
+    plain = randomise_(HRNetPlus(_extra(), **kwargs), seed=5)
+    ckpt = HRNetPlus(_extra(), with_cp=True, **kwargs)
+    ckpt.load_state_dict(plain.state_dict())
+    grads = []
+    for model in (plain, ckpt):
+        model.train()
+        sum(o.square().mean() for o in model(X[:, :, :32, :32])).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    pooled = {f'{n}.weight' for n, m in plain.named_modules()
+              if isinstance(m, AvgPoolConv2d)}
+    for name, g in grads[0].items():
+        assert g is not None and torch.isfinite(g).all(), name
+        # Every SE gate, skip and pooled conv takes part (the SE hidden
+        # ReLU units may be dead for random weights, so only the gate bias
+        # and the skips' norm bias are asserted there).
+        if (name.endswith('se_layer.conv2.conv.bias') or name in pooled
+                or 'cross_skips' in name and name.endswith('.1.bias')):
+            assert g.abs().sum() > 0, name
+        # Activation checkpointing recomputes the same function.
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-6)
