@@ -120,3 +120,24 @@ def test_init_grouped_head_cli(tmp_path, capsys):
     save_grouping(bad, list(range(17)), list(range(17)), 'identity', '')
     with pytest.raises(SystemExit, match='but the grouping is for 17'):
         tool('init_grouped_head').main([src, bad, str(tmp_path / 'x.pth')])
+
+
+def test_group_keypoints_df2_62_from_real_fixture(tmp_path):
+    """The documented DF2 command on the shared DF2 fixture."""
+    from _helpers import shared_data_dir
+    ann = osp.join(shared_data_dir(), 'deepfashion2', 'deepfashion2.json')
+    if not osp.isfile(ann):
+        pytest.skip('shared DF2 fixture absent')
+    out = tmp_path / 'df2_62.json'
+    tool('group_keypoints').main([
+        str(out), '--ann-file', ann, '--layout', 'deepfashion2',
+        '--reg-clusters', '62', '--hm-clusters', '62'])
+    g = load_grouping(out, num_keypoints=294)
+    assert max(g['reg_group']) == max(g['hm_group']) == 61
+    assert g['method'] == 'reg:offsets,hm:anti_offsets'
+    assert inconsistent_pairs(g['reg_group'], 'deepfashion2') == []
+    assert inconsistent_pairs(g['hm_group'], 'deepfashion2') == []
+    # The fixture labels only category 11 (keypoints 219-255): the others
+    # are reported as never labelled.
+    never = g['meta']['annotations']['never_labelled']
+    assert len(never) == 263 and 0 in never and 219 not in never
