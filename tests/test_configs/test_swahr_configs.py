@@ -29,6 +29,10 @@ TOY = osp.join(CFG_DIR, 'toy_persons/'
                'higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py')
 TOY_SWAHR = osp.join(CFG_DIR, 'toy_persons/'
                      'swahr_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py')
+TOY64 = osp.join(CFG_DIR, 'toy_persons/'
+                 'higherhrnet_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64.py')
+TOY64_SWAHR = osp.join(CFG_DIR, 'toy_persons/'
+                       'swahr_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64.py')
 
 
 def _load(path):
@@ -51,6 +55,9 @@ def test_configs_found():
         'toy_persons/higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-'
         '128x128.py',
         'toy_persons/swahr_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py',
+        'toy_persons/higherhrnet_hrnet-w16-tiny_1xb16-36e_toy-persons-'
+        '64x64.py',
+        'toy_persons/swahr_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64.py',
     }
 
 
@@ -129,8 +136,9 @@ def _flat(d, prefix=''):
 
 
 @pytest.mark.parametrize('plain, swahr', [(W32, W32_SWAHR),
-                                          (TOY, TOY_SWAHR)],
-                         ids=['coco-w32', 'toy'])
+                                          (TOY, TOY_SWAHR),
+                                          (TOY64, TOY64_SWAHR)],
+                         ids=['coco-w32', 'toy', 'toy64'])
 def test_swahr_differs_from_plain_only_in_head(plain, swahr):
     a, b = (_flat(Config.fromfile(p).to_dict()) for p in (plain, swahr))
     diff = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
