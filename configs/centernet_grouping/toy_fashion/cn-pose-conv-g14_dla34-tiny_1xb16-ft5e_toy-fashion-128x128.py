@@ -1,15 +1,18 @@
 # Grouped CenterNet on toy fashion with a grouping COMPUTED from a trained
 # ungrouped model (the grouping toolkit's end-to-end recipe): rows of the
-# last convolutions of the keypoint branches of the 40-epoch ungrouped
-# model, average linkage, with restrictions (no two keypoints of one
-# category share a group), cut at the smallest clean count (14 / 14).
+# last convolutions of the keypoint branches of the `make demo-centernet`
+# model (80 epochs, work_dirs/demo_centernet/epoch_80.pth), average linkage,
+# with restrictions (no two keypoints of one category share a group), cut at
+# the smallest clean count (14 / 14).
 # Fine-tuning schedule: 5 epochs at Adam 5e-4 (5e-5 in the last), starting
 # from the ungrouped checkpoint converted by tools/init_grouped_head.py:
+#   make demo-centernet
 #   python tools/group_keypoints.py configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json \
-#       --checkpoint UNGROUPED.pth --layout toy_fashion
-#   python tools/init_grouped_head.py UNGROUPED.pth configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json INIT.pth
-#   python tools/train.py THIS_CONFIG --cfg-options load_from=INIT.pth
-# Measured: docs/benchmarks.md ("Grouping toolkit").
+#       --checkpoint work_dirs/demo_centernet/epoch_80.pth --layout toy_fashion --reg-clusters 14 --hm-clusters 14
+#   python tools/init_grouped_head.py work_dirs/demo_centernet/epoch_80.pth \
+#       configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json work_dirs/conv_g14_init.pth
+#   python tools/train.py THIS_CONFIG --cfg-options load_from=work_dirs/conv_g14_init.pth
+# Measured: docs/benchmarks.md ("Grouping toolkit: end to end on toy fashion").
 _base_ = ['./cn-pose-g14_dla34-tiny_1xb16-80e_toy-fashion-128x128.py']
 
 grouping_file = ('configs/centernet_grouping/groupings/'
