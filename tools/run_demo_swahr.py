@@ -1,8 +1,8 @@
 """`make demo-swahr`: bottom-up HigherHRNet with and without SWAHR on the
 toy persons data, with mmpose's stock scripts only.
 
-1. generate the toy persons dataset (seeded, 128x128 images,
-   ``data/toy_persons_bottomup``),
+1. generate the toy persons dataset (seeded, 64x64 images,
+   ``data/toy_persons_64``),
 2. train the plain HigherHRNet toy config and the SWAHR toy config (same
    data, schedule and seed) with the stock ``train.py``,
 3. evaluate each final checkpoint with the stock ``test.py``,
@@ -22,19 +22,19 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/swahr/toy_persons/'
 CONFIGS = {
     'HigherHRNet':
-    CFG_DIR + 'higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py',
+    CFG_DIR + 'higherhrnet_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64.py',
     'SWAHR':
-    CFG_DIR + 'swahr_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py',
+    CFG_DIR + 'swahr_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64.py',
 }
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo_swahr')
-    parser.add_argument('--data-root', default='data/toy_persons_bottomup')
+    parser.add_argument('--data-root', default='data/toy_persons_64')
     parser.add_argument('--num-images', type=int, default=400)
-    parser.add_argument('--image-size', type=int, default=128)
-    parser.add_argument('--epochs', type=int, default=12)
+    parser.add_argument('--image-size', type=int, default=64)
+    parser.add_argument('--epochs', type=int, default=36)
     return parser.parse_args()
 
 
