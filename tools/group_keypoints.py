@@ -9,7 +9,7 @@ plots (dendrograms, matrix of ambiguous decoding, ARI curves).
     python tools/group_keypoints.py OUT.json --checkpoint A.pth \\
         --consensus-checkpoint B.pth --layout toy_fashion --plots DIR
     # COCO: offsets for regression, anti-offsets for heatmaps, no restriction
-    python tools/group_keypoints.py OUT.json --ann-file person_keypoints.json \\
+    python tools/group_keypoints.py OUT.json --ann-file person_kpts.json \\
         --layout coco --restrict none --reg-clusters 14 --hm-clusters 17
 
 Counts left out (or ``auto``) are chosen as the decodable pair with the

@@ -64,8 +64,9 @@ def _annotation_arrays(anns: list) -> Tuple[np.ndarray, np.ndarray]:
                          'annotation needs "keypoints" and "bbox"') from None
     except ValueError:
         lengths = sorted({len(a.get('keypoints', ())) for a in anns})
-        raise ValueError('annotations have keypoint lists of different '
-                         f'lengths {lengths} (need 3 * K values each)') from None
+        raise ValueError(
+            'annotations have keypoint lists of different lengths '
+            f'{lengths} (need 3 * K values each)') from None
     if kpts.ndim != 2 or kpts.shape[1] % 3:
         raise ValueError('annotation "keypoints" must hold 3 * K numbers '
                          f'(x, y, v per keypoint), got shape {kpts.shape}')

@@ -28,11 +28,12 @@ def mean_matrix(group: Sequence[int]) -> np.ndarray:
     return member / member.sum(1, keepdims=True)
 
 
-def group_rows(weight: np.ndarray,
-               bias: Optional[np.ndarray],
-               group: Sequence[int],
-               kind: str,
-               name: str = 'weight') -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def group_rows(
+        weight: np.ndarray,
+        bias: Optional[np.ndarray],
+        group: Sequence[int],
+        kind: str,
+        name: str = 'weight') -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Grouped rows of a last convolution: member means.
 
     Args:
