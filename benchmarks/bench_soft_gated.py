@@ -10,7 +10,8 @@ convention of the papers' GFLOPs) at batch 1. Ratios are against the first
 model, from the same run (timings on a shared machine are noisy; compare
 ratios, not absolute times).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_soft_gated.py [--repeats 3] [--big-batch 32]
+    OMP_NUM_THREADS=1 python benchmarks/bench_soft_gated.py \
+        [--repeats 3] [--big-batch 32]
 
 ``--sizes-only`` prints only the parameter / GFLOP counts of the backbone
 settings compared with the paper's two models (4 stacks, 16 MPII heatmaps,

@@ -3,12 +3,15 @@ for mmpose's CocoDataset (library: mmkp_ext.datasets.lsp_conversion).
 
     # LSP: standard split, first 1000 people train, last 1000 test
     python tools/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
-        data/lsp/lsp_dataset/images data/lsp/annotations/lsp_train.json --stop 1000
+        data/lsp/lsp_dataset/images data/lsp/annotations/lsp_train.json \
+        --stop 1000 --image-prefix lsp_dataset/images/
     python tools/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
-        data/lsp/lsp_dataset/images data/lsp/annotations/lsp_test.json --start 1000
+        data/lsp/lsp_dataset/images data/lsp/annotations/lsp_test.json \
+        --start 1000 --image-prefix lsp_dataset/images/
     # LSP-extended (training only)
     python tools/convert_lsp.py data/lsp/lspet_dataset/joints.mat \
-        data/lsp/lspet_dataset/images data/lsp/annotations/lspet_train.json
+        data/lsp/lspet_dataset/images data/lsp/annotations/lspet_train.json \
+        --image-prefix lspet_dataset/images/
 """
 import argparse
 

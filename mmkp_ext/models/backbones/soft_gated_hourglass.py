@@ -314,9 +314,9 @@ def soft_gate_values(
 
     Returns:
         OrderedDict: ``'stack{s}/level{l}'`` (``l = 0`` the finest level)
-        and ``'stack{s}/bottom'`` (the lowest block) -> 1-d float64 array of all alphas of
-        that level's blocks (skip, down, up: ``3 * C`` values per level with
-        per-channel gates), in state-dict order. Blocks outside the
+        and ``'stack{s}/bottom'`` (the lowest block) -> 1-d float64 array
+        of all alphas of that level's blocks (skip, down, up: ``3 * C``
+        values per level with per-channel gates), in state-dict order. Blocks outside the
         hourglasses (stem, stack outputs) are collected under ``'other'``.
 
     Raises:
