@@ -17,7 +17,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,
          begin=0, end=max_epochs, by_epoch=True),
 ]
-optim_wrapper = dict(optimizer=dict(lr=2e-3))
+# Memorising needs a high learning rate and no dropout: with lr 2e-3 and
+# dropout 0.1 the same run reached only coco/AP 0.41 after 400 iterations.
+optim_wrapper = dict(optimizer=dict(lr=3e-3))
 auto_scale_lr = dict(base_batch_size=12)
 randomness = dict(seed=0)
 
@@ -30,7 +32,8 @@ model = dict(
         in_channels=embed_dims,
         num_decoder_layers=2,
         num_heads=4,
-        feedforward_channels=256),
+        feedforward_channels=256,
+        dropout=0.0),
     # No flip augmentation in training, so no flip test.
     test_cfg=dict(flip_test=False))
 
