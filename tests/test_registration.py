@@ -41,6 +41,11 @@ EXPECTED = [
      'mmkp_ext.datasets.deepfashion2_full_dataset'),
     (METRICS, 'MultiCategoryCocoMetric',
      'mmkp_ext.evaluation.multi_category_coco_metric'),
+    # HRNet++ (part B): ensemble and TTA estimators
+    (MODELS, 'EnsemblePoseEstimator',
+     'mmkp_ext.models.pose_estimators.ensemble_pose_estimator'),
+    (MODELS, 'TopdownTTAPoseEstimator',
+     'mmkp_ext.models.pose_estimators.topdown_tta'),
     # Soft-gated skip connections
     (MODELS, 'SoftGatedHourglass',
      'mmkp_ext.models.backbones.soft_gated_hourglass'),
