@@ -235,10 +235,10 @@ def test_training_an_ensemble_is_refused(inputs):
         ens(inputs, make_samples(2), mode='loss')
 
 
-def test_coco_w48_ensemble_tta_config_builds_and_runs():
+def test_coco_w48_ensemble_tta_config_builds():
     """The report's final COCO test config: heatmap + soft-argmax W48
     members, flip + 5-crop TTA; built on the meta device (shapes only, no
-    checkpoint needed) and run at 384x288."""
+    checkpoint needed)."""
     import os.path as osp
     from _helpers import REPO_ROOT
     path = osp.join(REPO_ROOT, 'configs/hrnetpp/coco/'
@@ -253,7 +253,7 @@ def test_coco_w48_ensemble_tta_config_builds_and_runs():
     assert heads == ['HeatmapHead', 'SoftArgmaxHead']
     assert ens.weights == [0.5, 0.5]
     assert all(m.test_cfg['flip_test'] for m in ens.members)
-    with torch.no_grad():
-        hm, coords = ens.eval()(
-            torch.empty(1, 3, 384, 288, device='meta'), None, mode='tensor')
-    assert hm.shape == (1, 17, 96, 72) and coords.shape == (1, 17, 2)
+    # Both members decode for the same 384x288 crop (the full-size forward
+    # of each member config is in tests/test_configs/test_hrnetpp_configs).
+    assert [tuple(m.head.decoder.input_size) for m in ens.members] == \
+        [(288, 384)] * 2
