@@ -4,7 +4,7 @@ on generated toy persons AND the real COCO fixture (``../shared/data/coco``).
 Two subprocess runs keep the budget: train.py trains on the concatenation
 of a 10-image toy persons set and the 4 real COCO images (mmengine's
 ``ConcatDataset``; both use the COCO keypoint layout) for 2 epochs and
-validates on the real COCO fixture after each; test.py then evaluates the
+validates on the real COCO fixture at the end; test.py then evaluates the
 last checkpoint on the toy val split and dumps its predictions. Checked:
 every iteration logs finite heatmap, scale and AE losses of both
 resolutions, the scale branches' zero-initialised last convolutions moved
@@ -38,7 +38,7 @@ ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 CHILD = '''
 _base_ = [{base!r}]
-train_cfg = dict(max_epochs=2, val_interval=1)
+train_cfg = dict(max_epochs=2, val_interval=2)
 # a few iterations leave heatmaps below any sensible threshold: keep every
 # candidate so that grouping, the image mapping and the metric see people
 model = dict(head=dict(decoder=dict(decode_keypoint_thr=-1.0)))
@@ -129,7 +129,7 @@ def test_train_and_test_bottom_up_on_toy_and_real_coco(tmp_path):
             assert found, (name, line)
             assert math.isfinite(float(found.group(1))), line
     val_ap = parse_metric_values(train, 'coco/AP')
-    assert len(val_ap) == 2 and all(0.0 <= v <= 1.0 for v in val_ap)
+    assert len(val_ap) == 1 and 0.0 <= val_ap[0] <= 1.0
 
     ckpt = work / 'epoch_2.pth'
     state = _load_checkpoint(str(ckpt))['state_dict']
