@@ -1,7 +1,7 @@
 # Two entry points, each doing all set-up first (idempotent):
 #   make demo   generate the toy persons dataset, train and evaluate the
 #               soft-argmax model with mmpose's stock tools, print coco/AP
-#   make test   run the test suite
+#   make test   run the test suite (TEST_WORKERS=2 parallel workers)
 #   make demo-centernet   grouped CenterNet on toy fashion data
 #   make demo-swahr   bottom-up HigherHRNet with and without SWAHR on toy persons
 #   make demo-poseur   tiny Poseur (transformer regression) on toy persons
@@ -44,5 +44,10 @@ demo-softgated: deps
 demo-swahr: deps
 	$(PY) tools/run_demo_swahr.py
 
+# One pytest-xdist worker per core (tests/conftest.py gives each worker and
+# its training subprocesses one thread); a test file stays on one worker.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: deps
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider \
+	  $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
