@@ -94,3 +94,25 @@ def run_streaming(cmd: List[str], cwd: str) -> str:
         raise RuntimeError(f'command failed with exit code {proc.returncode}:'
                            ' ' + ' '.join(cmd))
     return ''.join(lines)
+
+
+def run_or_exit(cmd: List[str], cwd: str) -> str:
+    """:func:`run_streaming` for the demo scripts: on failure, exit the
+    process with the failing command's message instead of a traceback."""
+    import sys
+    try:
+        return run_streaming(cmd, cwd)
+    except RuntimeError as e:
+        sys.exit(str(e))
+
+
+def toy_data_options(root: str,
+                     splits=('train', 'val', 'test')) -> List[str]:
+    """``--cfg-options`` that point a toy config at a generated dataset in
+    ``root`` (``make_toy_dataset`` layout): every split's ``data_root`` and
+    the val / test evaluators' ``annotations/val.json``."""
+    root = root.rstrip('/') + '/'
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in splits] + [
+                f'val_evaluator.ann_file={root}annotations/val.json',
+                f'test_evaluator.ann_file={root}annotations/val.json']

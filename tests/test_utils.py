@@ -80,3 +80,26 @@ def test_run_streaming_echoes_returns_and_fails_clearly(tmp_path, capsys):
     with pytest.raises(RuntimeError, match='exit code 3'):
         run_streaming([sys.executable, '-c', 'raise SystemExit(3)'],
                       str(tmp_path))
+
+
+def test_toy_data_options_point_every_split_and_evaluator_at_root():
+    from mmkp_ext.utils import toy_data_options
+    opts = toy_data_options('/data/toy')  # no trailing slash on purpose
+    assert sorted(opts) == sorted([
+        'train_dataloader.dataset.data_root=/data/toy/',
+        'val_dataloader.dataset.data_root=/data/toy/',
+        'test_dataloader.dataset.data_root=/data/toy/',
+        'val_evaluator.ann_file=/data/toy/annotations/val.json',
+        'test_evaluator.ann_file=/data/toy/annotations/val.json'])
+    assert toy_data_options('r/', splits=('train', ))[0] == \
+        'train_dataloader.dataset.data_root=r/'
+
+
+def test_run_or_exit_returns_output_or_exits_with_the_command(tmp_path):
+    from mmkp_ext.utils import run_or_exit
+    out = run_or_exit([sys.executable, '-c', 'print("hello")'], str(tmp_path))
+    assert out.strip() == 'hello'
+    with pytest.raises(SystemExit) as exc:
+        run_or_exit([sys.executable, '-c', 'raise SystemExit(3)'],
+                    str(tmp_path))
+    assert 'exit code 3' in str(exc.value.code)

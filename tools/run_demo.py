@@ -20,7 +20,8 @@ import os.path as osp
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric, parse_metric_values, run_streaming
+from mmkp_ext.utils import (parse_metric, parse_metric_values, run_or_exit,
+                            toy_data_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/soft_argmax/toy_persons/'
@@ -37,12 +38,9 @@ def parse_args():
 
 
 def run(cmd):
-    """Run a command from the repository root, streaming its output, and
-    return the output; exit with its code if it fails."""
-    try:
-        return run_streaming(cmd, REPO)
-    except RuntimeError as e:
-        sys.exit(str(e))
+    """Run a command from the repository root, streaming its output;
+    exit with its message if it fails."""
+    return run_or_exit(cmd, REPO)
 
 
 def best_checkpoint(work_dir):
@@ -56,10 +54,7 @@ def main():
     args = parse_args()
     times = {}
     root = args.data_root.rstrip('/') + '/'
-    data_options = [f'val_evaluator.ann_file={root}annotations/val.json',
-                    f'test_evaluator.ann_file={root}annotations/val.json']
-    data_options += [f'{split}_dataloader.dataset.data_root={root}'
-                     for split in ('train', 'val', 'test')]
+    data_options = toy_data_options(root)
 
     t0 = time.time()
     run([sys.executable, 'tools/make_toy_dataset.py', '--kind', 'persons',

@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric, run_streaming
+from mmkp_ext.utils import parse_metric, run_or_exit, toy_data_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -36,12 +36,9 @@ def parse_args():
 
 
 def run(cmd):
-    """Run a command from the repository root, streaming its output, and
-    return the output; exit with its code if it fails."""
-    try:
-        return run_streaming(cmd, REPO)
-    except RuntimeError as e:
-        sys.exit(str(e))
+    """Run a command from the repository root, streaming its output;
+    exit with its message if it fails."""
+    return run_or_exit(cmd, REPO)
 
 
 def metrics(text, names):
@@ -54,10 +51,7 @@ def main():
     args = parse_args()
     py = sys.executable
     root = args.data_root.rstrip('/') + '/'
-    data_opts = [f'{s}_dataloader.dataset.data_root={root}'
-                 for s in ('train', 'val', 'test')]
-    data_opts += [f'val_evaluator.ann_file={root}annotations/val.json',
-                  f'test_evaluator.ann_file={root}annotations/val.json']
+    data_opts = toy_data_options(root)
     times = {}
     t0 = time.time()
     run([py, 'tools/make_toy_dataset.py', '--kind', 'fashion', '--out',

@@ -27,7 +27,7 @@ import os.path as osp
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric, run_streaming
+from mmkp_ext.utils import parse_metric, run_or_exit, toy_data_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/hrnetpp/toy_persons/'
@@ -73,12 +73,9 @@ def schedule_options(epochs, cosine_index):
 
 
 def run(cmd):
-    """Run a command from the repository root, streaming its output; exit
-    with its message if it fails."""
-    try:
-        return run_streaming(cmd, REPO)
-    except RuntimeError as e:
-        sys.exit(str(e))
+    """Run a command from the repository root, streaming its output;
+    exit with its message if it fails."""
+    return run_or_exit(cmd, REPO)
 
 
 def best_checkpoint(work_dir):
@@ -92,10 +89,7 @@ def main():
     args = parse_args()
     times, aps = {}, {}
     root = args.data_root.rstrip('/') + '/'
-    data_options = [f'val_evaluator.ann_file={root}annotations/val.json',
-                    f'test_evaluator.ann_file={root}annotations/val.json']
-    data_options += [f'{split}_dataloader.dataset.data_root={root}'
-                     for split in ('train', 'val', 'test')]
+    data_options = toy_data_options(root)
 
     def timed(name, cmd):
         t0 = time.time()

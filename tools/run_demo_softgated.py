@@ -17,7 +17,8 @@ import os.path as osp
 import sys
 import time
 
-from mmkp_ext.utils import mmpose_tool_path, parse_metric, run_streaming
+from mmkp_ext.utils import (mmpose_tool_path, parse_metric, run_or_exit,
+                            toy_data_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = ('configs/soft_gated/toy_persons/'
@@ -34,27 +35,21 @@ def parse_args():
 
 
 def run(cmd):
-    """Run a command from the repository root, streaming its output, and
-    return the output; exit with its code if it fails."""
-    try:
-        return run_streaming(cmd, REPO)
-    except RuntimeError as e:
-        sys.exit(str(e))
+    """Run a command from the repository root, streaming its output;
+    exit with its message if it fails."""
+    return run_or_exit(cmd, REPO)
 
 
 def main():
     args = parse_args()
     times = {}
     root = args.data_root.rstrip('/') + '/'
-    options = [f'val_evaluator.ann_file={root}annotations/val.json',
-               f'test_evaluator.ann_file={root}annotations/val.json',
+    options = toy_data_options(root) + [
                f'train_cfg.max_epochs={args.epochs}',
                f'train_cfg.val_interval={args.epochs}',
                f'param_scheduler.1.T_max={args.epochs}',
                f'param_scheduler.1.end={args.epochs}',
                f'default_hooks.checkpoint.interval={args.epochs}']
-    options += [f'{split}_dataloader.dataset.data_root={root}'
-                for split in ('train', 'val', 'test')]
 
     t0 = time.time()
     run([sys.executable, 'tools/make_toy_dataset.py', '--kind', 'persons',

@@ -16,7 +16,7 @@ import os.path as osp
 import sys
 import time
 
-from mmkp_ext.utils import parse_metric, run_streaming
+from mmkp_ext.utils import parse_metric, run_or_exit, toy_data_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = 'configs/swahr/toy_persons/'
@@ -39,24 +39,15 @@ def parse_args():
 
 
 def run(cmd):
-    """Run a command from the repository root, streaming its output, and
-    return the output; exit with its code if it fails."""
-    try:
-        return run_streaming(cmd, REPO)
-    except RuntimeError as e:
-        sys.exit(str(e))
+    """Run a command from the repository root, streaming its output;
+    exit with its message if it fails."""
+    return run_or_exit(cmd, REPO)
 
 
 def main():
     args = parse_args()
     root = args.data_root.rstrip('/') + '/'
-    data_options = [
-        f'val_evaluator.ann_file={root}annotations/val.json',
-        f'test_evaluator.ann_file={root}annotations/val.json'
-    ] + [
-        f'{split}_dataloader.dataset.data_root={root}'
-        for split in ('train', 'val', 'test')
-    ]
+    data_options = toy_data_options(root)
     epochs = args.epochs
     schedule = [
         f'train_cfg.max_epochs={epochs}',
