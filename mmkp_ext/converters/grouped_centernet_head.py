@@ -13,12 +13,14 @@ tensor is copied unchanged, so the result loads into the grouped model with
 """
 import os
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
 from mmkp_ext.grouping import group_rows, load_grouping
+
+from .checkpoint_file import load_checkpoint_file
 
 __all__ = [
     'LAST_CONVS', 'load_checkpoint_file', 'find_head_prefix',
@@ -32,30 +34,6 @@ LAST_CONVS = {
 }
 
 
-def load_checkpoint_file(path: Union[str, os.PathLike]) -> Tuple[dict, dict]:
-    """Load an mmengine checkpoint (or a bare state dict) on the CPU.
-
-    Loading is ``torch.load(weights_only=True)`` with only the numpy /
-    mmengine globals that mmengine checkpoints pickle allowed
-    (:func:`mmkp_ext.compat.mmengine_checkpoint_globals`).
-
-    Returns:
-        tuple: the whole checkpoint object and its state dict (``ckpt
-        ['state_dict']`` when present, else the object itself).
-    """
-    from mmkp_ext.compat import mmengine_checkpoint_globals
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    with mmengine_checkpoint_globals():
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f'checkpoint {path!r} holds a '
-                         f'{type(ckpt).__name__}, not a dict')
-    state = ckpt.get('state_dict', ckpt)
-    if not isinstance(state, Mapping):
-        raise ValueError(f'checkpoint {path!r}: "state_dict" is not a dict')
-    return dict(ckpt), state
 
 
 def find_head_prefix(state_dict: Mapping, prefix: Optional[str] = None) -> str:

@@ -44,6 +44,8 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from .checkpoint_file import load_checkpoint_file
+
 __all__ = [
     'LAYOUTS', 'detect_layout', 'convert_higherhrnet_state_dict',
     'check_against_model', 'load_checkpoint_file',
@@ -239,27 +241,6 @@ def check_against_model(converted: Mapping[str, Tensor],
     return out
 
 
-def load_checkpoint_file(path: Union[str, os.PathLike]) -> Tuple[dict, dict]:
-    """Load a checkpoint on the CPU with ``torch.load(weights_only=True)``
-    (numpy / mmengine globals of mmengine checkpoints allowed).
-
-    Returns:
-        tuple: the checkpoint object and its state dict (``ckpt
-        ['state_dict']`` or ``ckpt['model']`` when present, else the object).
-    """
-    from mmkp_ext.compat import mmengine_checkpoint_globals
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    with mmengine_checkpoint_globals():
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f'checkpoint {path!r} holds a '
-                         f'{type(ckpt).__name__}, not a dict')
-    for key in ('state_dict', 'model'):
-        if isinstance(ckpt.get(key), Mapping):
-            return dict(ckpt), ckpt[key]
-    return dict(ckpt), ckpt
 
 
 def convert_higherhrnet_checkpoint(src: Union[str, os.PathLike],
