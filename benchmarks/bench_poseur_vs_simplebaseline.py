@@ -76,7 +76,7 @@ def main():
     threads = torch.get_num_threads()
     print(f'input 1x3x{INPUT_HW[0]}x{INPUT_HW[1]}, torch threads {threads}, '
           f'median of {args.repeats}')
-    head = (f'| model | params (M) | GFLOPs | paper GFLOPs | '
+    head = ('| model | params (M) | GFLOPs | paper GFLOPs | '
             + ' | '.join(f'CPU ms, batch {b}' for b in args.batches) + ' |')
     print(head)
     print('|' + '---|' * (4 + len(args.batches)))
