@@ -1,45 +1,13 @@
 # Generated toy persons (python tools/make_toy_dataset.py --kind persons
-# --out data/toy_persons --image-size 128), bottom-up: whole images, COCO OKS
-# AP with the detector's instance scores and no OKS-NMS (the grouping already
-# yields one instance per person).
-dataset_type = 'CocoDataset'
-data_mode = 'bottomup'
-data_root = 'data/toy_persons/'
-metainfo = dict(from_file='configs/_base_/datasets/coco.py')
+# --out data/toy_persons --image-size 128), bottom-up: whole images, 16 per
+# test batch; COCO OKS AP with the detector's instance scores and no
+# OKS-NMS (the grouping already yields one instance per person).
+_base_ = ['./toy_persons_topdown.py']
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='images/train/'),
-    ))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='images/val/'),
-        test_mode=True,
-    ))
+data_mode = 'bottomup'
+train_dataloader = dict(dataset=dict(data_mode=data_mode))
+val_dataloader = dict(batch_size=16, dataset=dict(data_mode=data_mode))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/val.json',
-    nms_mode='none',
-    score_mode='bbox')
+val_evaluator = dict(nms_mode='none', score_mode='bbox')
 test_evaluator = val_evaluator

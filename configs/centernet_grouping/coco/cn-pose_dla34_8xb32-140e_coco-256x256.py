@@ -31,6 +31,17 @@ category_keypoints = 'coco'
 input_size = (256, 256)
 # Grouping: None = identity. Variants set grouping_file (a grouping JSON,
 # docs/grouping_json.md) and allow_inconsistent.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 grouping_file = None
 allow_inconsistent = False
 codec = dict(

@@ -5,7 +5,7 @@
 # DLA-up/IDA-up neck to one stride-4 map of 64 channels, head_conv 256,
 # 512x512 input, masked (present-category) keypoint-heatmap loss: the
 # paper's DeepFashion2 setting (0.424 mAP with the base loss, 0.434 masked,
-# shared/specs/centernet_grouping.md). Not trained here (no DeepFashion2,
+# as the paper reports). Not trained here (no DeepFashion2,
 # no GPU); the backbone starts from ImageNet DLA-34
 # (docs/dla34_imagenet_weights.md; the file loads non-strictly, logging
 # only fc.* and the unused level3/level4 projections as unexpected).
@@ -46,6 +46,19 @@ auto_scale_lr = dict(base_batch_size=base_batch_size)
 num_keypoints = 294
 category_keypoints = 'deepfashion2'
 input_size = (512, 512)
+# Ungrouped (no grouping_file). Variants set grouping_file (a grouping
+# JSON, docs/grouping_json.md) on the codec and the head.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 codec = dict(
     type='GroupedCenterNetLabel',
     input_size=input_size,

@@ -29,6 +29,19 @@ auto_scale_lr = dict(base_batch_size=16)
 num_keypoints = 32
 category_keypoints = 'toy_fashion'
 input_size = (128, 128)
+# Ungrouped (no grouping_file). Variants set grouping_file (a grouping
+# JSON, docs/grouping_json.md) on the codec and the head.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 codec = dict(
     type='GroupedCenterNetLabel',
     input_size=input_size,
