@@ -134,3 +134,24 @@ def test_config_parses_and_builds(path, monkeypatch):
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params > 0
     assert all(p.device.type == 'meta' for p in model.parameters())
+
+
+def test_model_index_lists_every_config_once():
+    """model-index.yml imports one metafile per method directory; together
+    they list every method config exactly once, under its own file name,
+    and name only configs that exist."""
+    import yaml
+    with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    listed = []
+    for meta in index['Import']:
+        with open(osp.join(REPO_ROOT, meta)) as f:
+            models = yaml.safe_load(f)['Models']
+        for m in models:
+            assert osp.isfile(osp.join(REPO_ROOT, m['Config'])), m['Config']
+            assert m['Name'] == osp.splitext(osp.basename(m['Config']))[0]
+            assert osp.dirname(m['Config']).startswith(osp.dirname(meta))
+            for result in m.get('Results', []):
+                assert result['Metrics'], m['Name']
+            listed.append(osp.normpath(osp.join(REPO_ROOT, m['Config'])))
+    assert sorted(listed) == sorted(METHOD_CONFIGS)
