@@ -49,7 +49,6 @@ param_scheduler = [
          gamma=0.1, by_epoch=True),
 ]
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
-                    max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best=None))
 # The converted ungrouped checkpoint (tools/init_grouped_head.py).
 load_from = None

@@ -20,6 +20,12 @@ _base_ = [
     'ae_hrnet-w32_8xb24-300e_coco-512x512.py'
 ]
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+val_evaluator = dict(type='CocoMetric')
+test_evaluator = val_evaluator
 
 max_epochs = 300
 warmup_epochs = 3
