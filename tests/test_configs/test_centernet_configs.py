@@ -65,3 +65,49 @@ def test_config_builds_and_agrees(path, monkeypatch):
     assert out['keypoint_heatmap'].shape[1] == g_h
     w, h = codec.input_size
     assert codec.heatmap_size == (w // 4, h // 4)
+
+
+def test_grouping_override_keys(monkeypatch):
+    """The --cfg-options keys the base configs document for changing the
+    grouping reach the head, the decoder and the training encoder, while
+    the top-level `grouping_file` alone reaches none of them."""
+    monkeypatch.chdir(REPO_ROOT)
+    base = osp.join(REPO_ROOT, 'configs/centernet_grouping/toy_fashion/'
+                    'cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py')
+    grouping = ('configs/centernet_grouping/groupings/'
+                'toy-fashion_index-in-category-14.json')
+
+    def places(cfg):
+        gen = cfg.train_dataloader.dataset.pipeline[4]
+        assert gen['type'] == 'GenerateTarget'
+        return (cfg.model.head.get('grouping_file'),
+                cfg.model.head.decoder.get('grouping_file'),
+                gen['encoder'].get('grouping_file'))
+
+    cfg = Config.fromfile(base)
+    cfg.merge_from_dict({'grouping_file': grouping})
+    assert places(cfg) == (None, None, None)
+
+    cfg = Config.fromfile(base)
+    cfg.merge_from_dict({
+        'model.head.grouping_file': grouping,
+        'model.head.decoder.grouping_file': grouping,
+        'train_dataloader.dataset.pipeline.4.encoder.grouping_file':
+        grouping,
+    })
+    assert places(cfg) == (grouping, grouping, grouping)
+    # The result is the variant config that ships this grouping.
+    variant = Config.fromfile(base.replace('cn-pose_', 'cn-pose-g14_'))
+    for key in ('model', 'train_dataloader'):
+        got, want = cfg[key].to_dict(), variant[key].to_dict()
+        if key == 'model':
+            for d in (got['head']['decoder'], want['head']['decoder']):
+                d.pop('rescore_sigma')  # tuned per model
+        else:
+            for d in (got, want):
+                d['dataset']['pipeline'][4]['encoder'].pop('rescore_sigma')
+        for d in (got, want):
+            for obj in ([d['head']['decoder']] if key == 'model' else
+                        [d['dataset']['pipeline'][4]['encoder']]):
+                obj.pop('allow_inconsistent', None)
+        assert got == want, key

@@ -156,9 +156,9 @@ def test_swahr_differs_from_plain_only_in_head(plain, swahr):
 
 def test_coco_schedule_is_warmup_then_linear_decay_to_zero():
     """Learning rate the W32 configs' schedulers give: 3 warm-up epochs from
-    0.1 % to the base lr, then a straight line to 0 at epoch 300 (the
-    authors' schedule), checked at a few iterations through mmengine's
-    schedulers with 2 iterations per epoch."""
+    10 % to the base lr, then a straight line to 0 at epoch 300 (the
+    authors' schedule: their warm-up starts at 0.1 x lr), checked at a few
+    iterations through mmengine's schedulers with 2 iterations per epoch."""
     from mmengine.registry import PARAM_SCHEDULERS
     cfg = Config.fromfile(W32)
     assert cfg.optim_wrapper.optimizer.type == 'Adam'
@@ -181,7 +181,7 @@ def test_coco_schedule_is_warmup_then_linear_decay_to_zero():
         for s in scheds:
             s.step()
     lrs = np.array(lrs)
-    assert lrs[0] == pytest.approx(base * 0.001)
+    assert lrs[0] == pytest.approx(base * 0.1)
     warm = 3 * iters
     assert lrs[warm] == pytest.approx(base, rel=1e-6)  # end of warm-up
     assert lrs.max() == pytest.approx(base, rel=1e-6)

@@ -6,8 +6,11 @@
 # no GPU); the backbone starts from ImageNet DLA-34
 # (docs/dla34_imagenet_weights.md).
 #   python tools/train.py configs/centernet_grouping/coco/cn-pose_dla34_8xb32-140e_coco-256x256.py
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data: configs/_base_/.
+_base_ = [
+    '../../_base_/default_runtime.py',
+    '../../_base_/datasets/coco_bottomup.py'
+]
 
 max_epochs = 140
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
@@ -28,6 +31,17 @@ category_keypoints = 'coco'
 input_size = (256, 256)
 # Grouping: None = identity. Variants set grouping_file (a grouping JSON,
 # docs/grouping_json.md) and allow_inconsistent.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 grouping_file = None
 allow_inconsistent = False
 codec = dict(
@@ -68,10 +82,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True))
 
-dataset_type = 'CocoDataset'
-data_mode = 'bottomup'
-data_root = 'data/coco/'
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='BottomupRandomAffine', input_size=input_size,
@@ -95,44 +105,13 @@ val_pipeline = [
                     'flip_indices', 'raw_ann_info')),
 ]
 
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/person_keypoints_train2017.json',
-        data_prefix=dict(img='train2017/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/person_keypoints_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 default_hooks = dict(
     checkpoint=dict(save_best='coco/AP', rule='greater'))
 
-# One class: the DeepFashion2-style metric equals mmpose's CocoMetric here
-# (tests/test_evaluation); CenterNet ranks objects by their centre score.
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/person_keypoints_val2017.json',
-    score_mode='bbox',
-    nms_mode='none')
-test_evaluator = val_evaluator
+# COCO has one class: the DeepFashion2-style metric equals mmpose's
+# CocoMetric here (tests/test_evaluation); CenterNet ranks objects by their
+# centre score (the evaluator of configs/_base_/datasets/coco_bottomup.py).

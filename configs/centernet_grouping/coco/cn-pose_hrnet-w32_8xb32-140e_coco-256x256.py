@@ -3,24 +3,17 @@
 # branches to the stride-4 one and concatenates them (32+64+128+256 = 480
 # channels, one stride-4 map, as the head needs). Everything else as the
 # DLA-34 baseline; the backbone starts from mmpose's ImageNet HRNet-W32.
-_base_ = ['./cn-pose_dla34_8xb32-140e_coco-256x256.py']
+_base_ = [
+    './cn-pose_dla34_8xb32-140e_coco-256x256.py',
+    '../../_base_/models/hrnet_w32_extra.py'
+]
 
 model = dict(
     backbone=dict(
         _delete_=True,
         type='HRNet',
         in_channels=3,
-        extra=dict(
-            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                        num_blocks=(4, ), num_channels=(64, )),
-            stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                        num_blocks=(4, 4), num_channels=(32, 64)),
-            stage3=dict(num_modules=4, num_branches=3, block='BASIC',
-                        num_blocks=(4, 4, 4), num_channels=(32, 64, 128)),
-            stage4=dict(num_modules=3, num_branches=4, block='BASIC',
-                        num_blocks=(4, 4, 4, 4),
-                        num_channels=(32, 64, 128, 256),
-                        multiscale_output=True)),
+        extra={{_base_.hrnet_w32_extra}},
         init_cfg=dict(
             type='Pretrained',
             checkpoint='https://download.openmmlab.com/mmpose/'

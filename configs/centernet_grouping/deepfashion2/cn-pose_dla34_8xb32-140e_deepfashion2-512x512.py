@@ -5,29 +5,22 @@
 # DLA-up/IDA-up neck to one stride-4 map of 64 channels, head_conv 256,
 # 512x512 input, masked (present-category) keypoint-heatmap loss: the
 # paper's DeepFashion2 setting (0.424 mAP with the base loss, 0.434 masked,
-# shared/specs/centernet_grouping.md). Not trained here (no DeepFashion2,
+# as the paper reports). Not trained here (no DeepFashion2,
 # no GPU); the backbone starts from ImageNet DLA-34
 # (docs/dla34_imagenet_weights.md; the file loads non-strictly, logging
 # only fc.* and the unused level3/level4 projections as unexpected).
 #
-# Data: the official DeepFashion2 release converted to the COCO keypoint
-# layout with its deepfashion2_to_coco.py (one annotation per garment, all
-# 294 keypoints, zeros outside its category's range), laid out as
-#   data/deepfashion2/train/deepfashion2_train.json
-#   data/deepfashion2/train/image/*.jpg
-#   data/deepfashion2/validation/deepfashion2_validation.json
-#   data/deepfashion2/validation/image/*.jpg
-# DeepFashion2FullDataset adds the 294 official OKS sigmas (mmpose's own
-# DeepFashion2 metainfo has none) and checks category ids and keypoint
-# counts while loading. Evaluation follows the official protocol: OKS per
-# category over that category's keypoint range, maxDets 20
-# (MultiCategoryCocoMetric), with overall and per-category AP under df2/.
+# Data (DeepFashion2 converted to the COCO layout, per-category OKS
+# evaluation): configs/_base_/datasets/deepfashion2_bottomup.py.
 #   python tools/train.py configs/centernet_grouping/deepfashion2/cn-pose_dla34_8xb32-140e_deepfashion2-512x512.py
 #   python tools/test.py configs/centernet_grouping/deepfashion2/cn-pose_dla34_8xb32-140e_deepfashion2-512x512.py CKPT
 # tests/test_tools/test_centernet_stock_tools.py runs it (shrunk to a tiny
 # model at 128x128) on the real two-image fixture.
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data: configs/_base_/.
+_base_ = [
+    '../../_base_/default_runtime.py',
+    '../../_base_/datasets/deepfashion2_bottomup.py'
+]
 
 max_epochs = 140
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
@@ -53,6 +46,19 @@ auto_scale_lr = dict(base_batch_size=base_batch_size)
 num_keypoints = 294
 category_keypoints = 'deepfashion2'
 input_size = (512, 512)
+# Ungrouped (no grouping_file). Variants set grouping_file (a grouping
+# JSON, docs/grouping_json.md) on the codec and the head.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 codec = dict(
     type='GroupedCenterNetLabel',
     input_size=input_size,
@@ -93,10 +99,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True))
 
-dataset_type = 'DeepFashion2FullDataset'
-data_mode = 'bottomup'
-data_root = 'data/deepfashion2/'
-
 # No rotation, random scale 0.6-1.4 and shift 0.1, horizontal flip, as
 # CenterNet's multi_pose. CenterNetFilterInstances keeps category_id aligned
 # with the keypoints and boxes while it drops garments moved out of the
@@ -123,41 +125,9 @@ val_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='train/deepfashion2_train.json',
-        data_prefix=dict(img='train/image/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='validation/deepfashion2_validation.json',
-        data_prefix=dict(img='validation/image/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+    batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 default_hooks = dict(
     checkpoint=dict(save_best='df2/AP', rule='greater', max_keep_ckpts=3))
-
-val_evaluator = dict(
-    type='MultiCategoryCocoMetric',
-    ann_file=data_root + 'validation/deepfashion2_validation.json',
-    category_keypoints=category_keypoints,
-    prefix='df2')
-test_evaluator = val_evaluator

@@ -12,7 +12,7 @@
 #   python tools/init_grouped_head.py work_dirs/demo_centernet/epoch_80.pth \
 #       configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json work_dirs/conv_g14_init.pth
 #   python tools/train.py THIS_CONFIG --cfg-options load_from=work_dirs/conv_g14_init.pth
-# Measured: docs/benchmarks.md ("Grouping toolkit: end to end on toy fashion").
+# Measured: docs/benchmarks.md ("Grouping toolkit end to end").
 _base_ = ['./cn-pose-g14_dla34-tiny_1xb16-80e_toy-fashion-128x128.py']
 
 grouping_file = ('configs/centernet_grouping/groupings/'
@@ -49,7 +49,6 @@ param_scheduler = [
          gamma=0.1, by_epoch=True),
 ]
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
-                    max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best=None))
 # The converted ungrouped checkpoint (tools/init_grouped_head.py).
 load_from = None

@@ -4,7 +4,8 @@
 # per group the lowest keypoint index keeps the regression target). The
 # other keypoints take the coarse position of their group's owner and are
 # refined on their own heatmap channel: rescored decoding should beat
-# nearest on such a model (the paper's argument; see the issue-6 note).
+# nearest on such a model (the paper's argument; measured in
+# docs/benchmarks.md).
 _base_ = ['./cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py']
 
 grouping_file = ('configs/centernet_grouping/groupings/'

@@ -6,10 +6,11 @@
 # groups). Used by the tests and by `make demo-centernet`.
 #   python tools/make_toy_dataset.py --kind fashion --out data/toy_fashion
 #   python tools/train.py configs/centernet_grouping/toy_fashion/cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
-
-randomness = dict(seed=0)
+# Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
+_base_ = [
+    '../../_base_/cpu_runtime.py',
+    '../../_base_/datasets/toy_fashion_bottomup.py'
+]
 
 max_epochs = 80
 train_cfg = dict(max_epochs=max_epochs, val_interval=20)
@@ -28,6 +29,19 @@ auto_scale_lr = dict(base_batch_size=16)
 num_keypoints = 32
 category_keypoints = 'toy_fashion'
 input_size = (128, 128)
+# Ungrouped (no grouping_file). Variants set grouping_file (a grouping
+# JSON, docs/grouping_json.md) on the codec and the head.
+# Changing the grouping from the command line: mmengine substitutes the
+# top-level `grouping_file` and `codec` when it reads this file, so
+# `--cfg-options grouping_file=G` changes nothing. Override the three keys
+# that hold it (G a grouping JSON; the train pipeline's GenerateTarget is
+# entry 4):
+#   --cfg-options model.head.grouping_file=G \
+#       model.head.decoder.grouping_file=G \
+#       train_dataloader.dataset.pipeline.4.encoder.grouping_file=G
+# (and, for groupings that merge keypoints of one object, the two codec
+# keys' `allow_inconsistent=True`), or write a variant config as the
+# grouped files next to this one do.
 codec = dict(
     type='GroupedCenterNetLabel',
     input_size=input_size,
@@ -61,10 +75,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=False))
 
-dataset_type = 'ToyFashionDataset'
-data_mode = 'bottomup'
-data_root = 'data/toy_fashion/'
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='BottomupRandomAffine', input_size=input_size,
@@ -81,47 +91,9 @@ val_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='images/train/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='images/val/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(
-        type='CheckpointHook', interval=20, max_keep_ckpts=1,
-        save_best='toy_fashion/AP', rule='greater'))
-
-val_evaluator = dict(
-    type='MultiCategoryCocoMetric',
-    ann_file=data_root + 'annotations/val.json',
-    category_keypoints=category_keypoints,
-    prefix='toy_fashion')
-test_evaluator = val_evaluator
-
-model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')
+    checkpoint=dict(interval=20, save_best='toy_fashion/AP', rule='greater'))

@@ -50,7 +50,6 @@ val_dataloader = dict(
         pipeline=val_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(
-    type='CocoMetric',
     ann_file=data_root + 'annotations/aic_val.json',
     use_area=False)
 test_evaluator = val_evaluator

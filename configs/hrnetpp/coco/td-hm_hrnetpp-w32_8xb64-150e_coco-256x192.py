@@ -7,6 +7,12 @@ _base_ = [
     'td-hm_hrnet-w32_8xb64-210e_coco-256x192.py'
 ]
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+val_evaluator = dict(type='CocoMetric')
+test_evaluator = val_evaluator
 
 max_epochs = 150
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)

@@ -11,6 +11,10 @@
 _base_ = ['mmpose::body_2d_keypoint/topdown_regression/coco/'
           'td-reg_res50_rle-8xb64-210e_coco-256x192.py']
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md; the metric's score mode is set below).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
 
 max_epochs = 325
 train_cfg = dict(max_epochs=max_epochs, val_interval=25)
@@ -63,5 +67,5 @@ train_dataloader = dict(batch_size=32, num_workers=4)
 # Instance score = box + mean + max keypoint score (the official code's
 # rescoring). The paper's box * mean keypoint score (eq. 5) is
 # dict(score_mode='bbox_keypoint', keypoint_score_thr=0.0).
-val_evaluator = dict(score_mode='bbox_rle')
+val_evaluator = dict(type='CocoMetric', score_mode='bbox_rle')
 test_evaluator = val_evaluator

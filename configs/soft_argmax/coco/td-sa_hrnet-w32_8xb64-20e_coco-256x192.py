@@ -8,6 +8,12 @@ _base_ = [
     'td-hm_hrnet-w32_8xb64-210e_coco-256x192.py'
 ]
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+val_evaluator = dict(type='CocoMetric')
+test_evaluator = val_evaluator
 
 load_from = ('https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/'
              'topdown_heatmap/coco/'

@@ -6,11 +6,11 @@
 # minutes (`make demo` runs them in turn).
 #   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
 #   python tools/train.py configs/soft_argmax/toy_persons/td-hm_res18-s8_1xb16-20e_toy-persons-128x96.py
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
-
-# Fixed seed: the demo's figures in docs/benchmarks.md are reproducible.
-randomness = dict(seed=0)
+# Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
+_base_ = [
+    '../../_base_/cpu_runtime.py',
+    '../../_base_/datasets/toy_persons_topdown.py'
+]
 
 max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
@@ -53,11 +53,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
 
-dataset_type = 'CocoDataset'
-data_mode = 'topdown'
-data_root = 'data/toy_persons/'
-metainfo = dict(from_file='configs/_base_/datasets/coco.py')
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
@@ -74,50 +69,9 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='images/train/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='images/val/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(
-        type='CheckpointHook', interval=5, max_keep_ckpts=1,
-        save_best='coco/AP', rule='greater'))
-
-val_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + 'annotations/val.json')
-test_evaluator = val_evaluator
-
-# Distributed runs on CPU (torchrun / dist_train.sh with --launcher pytorch):
-# a DDP wrapper that leaves device_ids out for CPU modules; on GPUs it is the
-# stock MMDistributedDataParallel. The scope prefix is needed because
-# mmengine's Runner looks model wrappers up in its root registry.
-model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')
+    checkpoint=dict(interval=5, save_best='coco/AP', rule='greater'))

@@ -8,6 +8,12 @@ _base_ = [
     'td-hm_hourglass52_8xb32-210e_coco-256x256.py'
 ]
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+val_evaluator = dict(type='CocoMetric')
+test_evaluator = val_evaluator
 
 codec = dict(
     type='MSRAHeatmap', input_size=(192, 256), heatmap_size=(48, 64),

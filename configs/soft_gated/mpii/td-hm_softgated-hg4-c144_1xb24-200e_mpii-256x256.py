@@ -4,14 +4,17 @@
 # (8.38M parameters, 10.2 GFLOPs here; see docs/benchmarks.md). Every stack
 # predicts the 16 heatmaps; mmpose's CPMHead applies KeypointMSELoss to each
 # (intermediate supervision) and decodes the last. Evaluation: PCKh@0.5 with
-# mmpose's MpiiPCKAccuracy (needs the head boxes mpii_gt_val.mat).
+# mmpose's MpiiPCKAccuracy (configs/_base_/datasets/mpii_topdown.py).
 # Schedule as in the paper: RMSprop, 200 epochs, learning rate divided at
 # epochs 75, 100 and 150. The paper's text we had does not give the learning
 # rate, the decay factor or the batch size: 2.5e-4 (Newell et al.'s
 # hourglass value), x0.1 and 24 images are our choices.
 #   python tools/train.py configs/soft_gated/mpii/td-hm_softgated-hg4-c144_1xb24-200e_mpii-256x256.py
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data: configs/_base_/.
+_base_ = [
+    '../../_base_/default_runtime.py',
+    '../../_base_/datasets/mpii_topdown.py'
+]
 
 max_epochs = 200
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
@@ -62,10 +65,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
 
-dataset_type = 'MpiiDataset'
-data_mode = 'topdown'
-data_root = 'data/mpii/'
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
@@ -82,36 +81,6 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-train_dataloader = dict(
-    batch_size=24,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/mpii_train.json',
-        data_prefix=dict(img='images/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/mpii_val.json',
-        headbox_file=data_root + 'annotations/mpii_gt_val.mat',
-        data_prefix=dict(img='images/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
-
-val_evaluator = dict(type='MpiiPCKAccuracy')
-test_evaluator = val_evaluator

@@ -1,5 +1,5 @@
-# Baseline of docs/benchmarks.md ("toy persons, same budget"): mmpose's own
-# HourglassNet (CornerNet-style hourglass with BasicBlocks, strided
+# Baseline of docs/benchmarks.md ("Toy-persons AP at the same budget"):
+# mmpose's own HourglassNet (CornerNet-style hourglass with BasicBlocks, strided
 # downsampling, summed skips), 2 stacks, 2 downsamplings, trimmed to a
 # parameter count close to the soft-gated hybrid of
 # td-hm_softgated-hg2-c256_1xb16-10e_toy-persons-64x48.py: 7.37M vs 7.72M.

@@ -8,10 +8,11 @@
 #   python tools/train.py configs/soft_gated/toy_persons/td-hm_softgated-hg2-c64_1xb16-10e_toy-persons-64x48.py
 # The comparison configs of docs/benchmarks.md (about 7.5M parameters each)
 # inherit this one.
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
-
-randomness = dict(seed=0)
+# Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
+_base_ = [
+    '../../_base_/cpu_runtime.py',
+    '../../_base_/datasets/toy_persons_topdown.py'
+]
 
 max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
@@ -60,11 +61,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
 
-dataset_type = 'CocoDataset'
-data_mode = 'topdown'
-data_root = 'data/toy_persons/'
-metainfo = dict(from_file='configs/_base_/datasets/coco.py')
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
@@ -80,43 +76,8 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='images/train/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='images/val/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(
-        type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-
-val_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + 'annotations/val.json')
-test_evaluator = val_evaluator
+default_hooks = dict(checkpoint=dict(interval=max_epochs))

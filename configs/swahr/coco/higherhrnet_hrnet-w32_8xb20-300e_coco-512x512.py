@@ -12,8 +12,20 @@
 # input size; BottomupResize in 'fit' mode (the image fitted into the padded
 # 512x512 input; the official test resizes the short side to 512 instead,
 # which the head's fixed decode size does not support).
-_base_ = ['mmpose::_base_/default_runtime.py']
+# Extends mmpose's associative-embedding HRNet-W32 config (its backbone,
+# data preprocessor, COCO bottom-up dataloaders and CocoMetric); the head,
+# codec, pipelines and schedule are replaced.
+_base_ = [
+    'mmpose::body_2d_keypoint/associative_embedding/coco/'
+    'ae_hrnet-w32_8xb24-300e_coco-512x512.py'
+]
 custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+# Runtime and data come from the mmpose config above; the checkpoint hook
+# and metric types are restated so that every config names them
+# (configs/_base_/README.md).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+val_evaluator = dict(type='CocoMetric')
+test_evaluator = val_evaluator
 
 max_epochs = 300
 warmup_epochs = 3
@@ -23,7 +35,7 @@ optim_wrapper = dict(optimizer=dict(type='Adam', lr=0.00025 * 8))
 param_scheduler = [
     dict(
         type='LinearLR',
-        start_factor=0.001,
+        start_factor=0.1,  # the authors' warm-up starts at 0.1 x lr
         begin=0,
         end=warmup_epochs,
         by_epoch=True,
@@ -38,9 +50,6 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(base_batch_size=160)
-
-default_hooks = dict(
-    checkpoint=dict(save_best='coco/AP', rule='greater', interval=50))
 
 input_size = (512, 512)
 # COCO grouping order of the HigherHRNet parser: head, shoulders, hips,
@@ -58,48 +67,10 @@ codec = dict(
     decode_topk=30,
     decode_max_instances=30)
 
-hrnet_w32 = dict(
-    stage1=dict(
-        num_modules=1,
-        num_branches=1,
-        block='BOTTLENECK',
-        num_blocks=(4, ),
-        num_channels=(64, )),
-    stage2=dict(
-        num_modules=1,
-        num_branches=2,
-        block='BASIC',
-        num_blocks=(4, 4),
-        num_channels=(32, 64)),
-    stage3=dict(
-        num_modules=4,
-        num_branches=3,
-        block='BASIC',
-        num_blocks=(4, 4, 4),
-        num_channels=(32, 64, 128)),
-    stage4=dict(
-        num_modules=3,
-        num_branches=4,
-        block='BASIC',
-        num_blocks=(4, 4, 4, 4),
-        num_channels=(32, 64, 128, 256)))
-
 model = dict(
-    type='BottomupPoseEstimator',
-    data_preprocessor=dict(
-        type='PoseDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
-    backbone=dict(
-        type='HRNet',
-        in_channels=3,
-        extra=hrnet_w32,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://download.openmmlab.com/mmpose/'
-            'pretrain_models/hrnet_w32-36af842e.pth')),
+    # backbone: mmpose's HRNet-W32 (1/4 branch out), ImageNet weights
     head=dict(
+        _delete_=True,
         type='HigherHRNetHead',
         in_channels=32,
         num_keypoints=17,
@@ -117,11 +88,11 @@ model = dict(
             pull_loss_weight=0.001,
             push_loss_weight=0.001),
         decoder=codec),
-    test_cfg=dict(flip_test=True, shift_heatmap=False, align_corners=False))
-
-dataset_type = 'CocoDataset'
-data_mode = 'bottomup'
-data_root = 'data/coco/'
+    test_cfg=dict(
+        _delete_=True,
+        flip_test=True,
+        shift_heatmap=False,
+        align_corners=False))
 
 train_pipeline = [
     dict(type='LoadImage'),
@@ -158,38 +129,11 @@ val_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=20,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/person_keypoints_train2017.json',
-        data_prefix=dict(img='train2017/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/person_keypoints_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+    batch_size=20, num_workers=4, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/person_keypoints_val2017.json',
-    nms_mode='none',
-    score_mode='bbox')
-test_evaluator = val_evaluator
+# The top-level `codec` replaces mmpose's AE codec instead of merging into it
+# (no stray AE keys); the head and the pipeline hold the dict above, without
+# the marker.
+codec = dict(codec, _delete_=True)

@@ -59,7 +59,6 @@ test_dataloader = val_dataloader
 
 default_hooks = dict(checkpoint=dict(save_best='crowdpose/AP'))
 val_evaluator = dict(
-    type='CocoMetric',
     ann_file=data_root + 'annotations/mmpose_crowdpose_test.json',
     nms_mode='none',
     score_mode='bbox',

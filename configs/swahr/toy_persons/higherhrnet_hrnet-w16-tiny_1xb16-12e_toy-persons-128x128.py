@@ -8,10 +8,11 @@
 #   python tools/make_toy_dataset.py --kind persons --out data/toy_persons \
 #       --image-size 128
 #   python tools/train.py configs/swahr/toy_persons/higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py
-_base_ = ['mmpose::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
-
-randomness = dict(seed=0)
+# Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
+_base_ = [
+    '../../_base_/cpu_runtime.py',
+    '../../_base_/datasets/toy_persons_bottomup.py'
+]
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=6)
@@ -87,11 +88,6 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=False, align_corners=False))
 
-dataset_type = 'CocoDataset'
-data_mode = 'bottomup'
-data_root = 'data/toy_persons/'
-metainfo = dict(from_file='configs/_base_/datasets/coco.py')
-
 train_pipeline = [
     dict(type='LoadImage'),
     dict(
@@ -123,49 +119,9 @@ val_pipeline = [
                    'skeleton_links')),
 ]
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='images/train/'),
-        pipeline=train_pipeline,
-    ))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='images/val/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(
-        type='CheckpointHook', interval=6, max_keep_ckpts=1,
-        save_best='coco/AP', rule='greater'))
-
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/val.json',
-    nms_mode='none',
-    score_mode='bbox')
-test_evaluator = val_evaluator
-
-model_wrapper_cfg = dict(type='mmpose.MMKPDistributedDataParallel')
+    checkpoint=dict(interval=6, save_best='coco/AP', rule='greater'))

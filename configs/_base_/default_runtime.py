@@ -1,0 +1,11 @@
+# Shared runtime of the mmkp_ext configs: mmpose's default runtime (hooks,
+# visualiser, log processor, env) plus the plugin import. The checkpoint hook
+# is declared here so that every config that inherits this file takes its
+# type from one place (mmpose's default: CheckpointHook every 10 epochs).
+# Configs that extend an mmpose method config (mmpose::body_2d_keypoint/...)
+# get the same runtime through that config instead: mmengine does not allow
+# two bases that define the same key.
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
+
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10))
