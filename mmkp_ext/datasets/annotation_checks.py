@@ -1,0 +1,241 @@
+"""Validation of COCO-style keypoint annotation files at load time.
+
+One function, :func:`check_coco_keypoint_annotations`, checks what the
+dataset classes and the COCO metrics of mmkp_ext need from every
+annotation, before anything is parsed, so a faulty file fails at once with
+one error that names the file and, per problem, how many annotations have
+it and the first offending annotation ids -- instead of an ``IndexError``
+deep in a transform, a ``KeyError`` inside xtcocotools after the whole
+inference pass, or an annotation that is silently dropped.
+
+Checked, per annotation (``K`` = the dataset's ``num_keypoints``):
+
+* it is a dict with ``id`` and ``image_id``; ``image_id`` names an entry of
+  ``images``; ids are unique;
+* ``category_id`` is present and, when the file lists ``categories``, one
+  of them;
+* ``bbox`` is present: 4 finite numbers, width and height >= 0;
+* ``keypoints`` is present: ``3 * K`` finite numbers (the error gives the
+  annotation's keypoint count and ``K``);
+* ``area``, when present, is a finite number >= 0.
+
+Default (not an error): an annotation without ``area`` gets
+``area = 0.53 * w * h`` of its box -- the OKS scale that xtcocotools itself
+uses for GT without an area (``COCOeval(..., use_area=False)``) and the
+value mmpose's ``BaseCocoStyleDataset`` gives such an instance -- written
+into the annotation dict in memory; how many were filled is returned and
+logged once per file.
+"""
+import json
+import logging
+import os.path as osp
+from typing import Dict, List, Optional
+
+import numpy as np
+from mmengine.fileio import get_local_path
+from mmengine.logging import print_log
+
+__all__ = [
+    'AnnotationError', 'check_coco_keypoint_annotations',
+    'load_checked_coco_json', 'DEFAULT_AREA_FACTOR'
+]
+
+#: ``area = DEFAULT_AREA_FACTOR * w * h`` for annotations without ``area``
+#: (xtcocotools' OKS scale for GT without an area).
+DEFAULT_AREA_FACTOR = 0.53
+
+#: How many offending annotation ids an error lists per problem.
+MAX_LISTED_IDS = 5
+
+
+class AnnotationError(ValueError):
+    """An annotation file that the datasets or metrics cannot use."""
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool))
+
+
+def _finite_numbers(values, length: Optional[int] = None) -> bool:
+    """Whether ``values`` is a list/tuple of finite numbers (of
+    ``length``)."""
+    if not isinstance(values, (list, tuple)):
+        return False
+    if length is not None and len(values) != length:
+        return False
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == 1 and bool(np.isfinite(arr).all())
+
+
+def check_coco_keypoint_annotations(
+        dataset: dict,
+        source: str,
+        num_keypoints: Optional[int] = None,
+        fill_area: bool = True,
+        logger: str = 'current') -> Dict[str, int]:
+    """Check a loaded COCO keypoint json (see the module docstring).
+
+    Args:
+        dataset: the parsed json (``images``, ``annotations``, optionally
+            ``categories``). Annotations without ``area`` are completed in
+            place when ``fill_area``.
+        source: what to call the file in messages (its path).
+        num_keypoints: the dataset metainfo's keypoint count ``K``; None
+            skips the keypoint-count check (the keypoint lists must then
+            still be whole ``(x, y, v)`` triplets of one common length).
+        fill_area: give annotations without ``area`` the default area
+            (else that is an error).
+        logger: mmengine logger for the filled-area count.
+
+    Returns:
+        dict with ``num_annotations`` and ``num_filled_area``.
+
+    Raises:
+        AnnotationError: one error for the whole file, one line per problem
+            with its count and the first :data:`MAX_LISTED_IDS` annotation
+            ids (or list positions where the id itself is missing).
+    """
+    if not isinstance(dataset, dict):
+        raise AnnotationError(
+            f'{source}: a COCO annotation file must hold a json object, got '
+            f'{type(dataset).__name__}')
+    for key in ('images', 'annotations'):
+        if not isinstance(dataset.get(key), list):
+            raise AnnotationError(
+                f'{source}: the COCO json has no `{key}` list')
+    images = dataset['images']
+    anns = dataset['annotations']
+    image_ids = {img.get('id') for img in images if isinstance(img, dict)}
+    categories = dataset.get('categories')
+    cat_ids = (None if not isinstance(categories, list) else
+               {c.get('id') for c in categories if isinstance(c, dict)})
+
+    problems: Dict[str, List] = {}
+    expected_len = None if num_keypoints is None else 3 * int(num_keypoints)
+    seen_lengths: Dict[int, int] = {}
+
+    def add(problem: str, ident) -> None:
+        problems.setdefault(problem, []).append(ident)
+
+    seen_ids = set()
+    missing_area = []
+    for pos, ann in enumerate(anns):
+        if not isinstance(ann, dict):
+            add('is not a json object', f'#{pos}')
+            continue
+        if 'id' not in ann:
+            add('has no `id` (list positions given)', f'#{pos}')
+            ident = f'#{pos}'
+        else:
+            ident = ann['id']
+            if ident in seen_ids:
+                add('repeats an annotation id', ident)
+            seen_ids.add(ident)
+        if 'image_id' not in ann:
+            add('has no `image_id`', ident)
+        elif ann['image_id'] not in image_ids:
+            add('refers to an `image_id` missing from `images`', ident)
+        if 'category_id' not in ann:
+            add('has no `category_id`', ident)
+        elif cat_ids is not None and ann['category_id'] not in cat_ids:
+            add(f'has a `category_id` not in `categories` '
+                f'{sorted(cat_ids, key=str)}', ident)
+        if 'bbox' not in ann:
+            add('has no `bbox`', ident)
+        elif not _finite_numbers(ann['bbox'], 4) or min(ann['bbox'][2:]) < 0:
+            add('has a `bbox` that is not [x, y, w, h] of finite numbers '
+                'with w, h >= 0', ident)
+        if 'keypoints' not in ann:
+            add('has no `keypoints`', ident)
+        else:
+            kpts = ann['keypoints']
+            if not isinstance(kpts, (list, tuple)):
+                add('has `keypoints` that are not a list', ident)
+            else:
+                n = len(kpts)
+                if expected_len is not None and n != expected_len:
+                    add(f'has a keypoint count other than the dataset '
+                        f"metainfo's {num_keypoints} ({expected_len} values)",
+                        f'{ident} ({n / 3:g} keypoints, {n} values)')
+                elif n % 3:
+                    add('has a `keypoints` list whose length is not a '
+                        'multiple of 3 (x, y, v)', f'{ident} ({n} values)')
+                elif not _finite_numbers(kpts):
+                    add('has `keypoints` that are not finite numbers', ident)
+                seen_lengths.setdefault(n, ident)
+        if 'area' not in ann:
+            missing_area.append(ann)
+        elif not _is_number(ann['area']) or not np.isfinite(
+                ann['area']) or ann['area'] < 0:
+            add('has an `area` that is not a finite number >= 0', ident)
+
+    if expected_len is None and len(seen_lengths) > 1:
+        add('disagree on the keypoint count (first annotation per count)',
+            ', '.join(f'{ident} ({n / 3:g} keypoints)'
+                      for n, ident in seen_lengths.items()))
+    if missing_area and not fill_area:
+        for ann in missing_area:
+            add('has no `area`', ann.get('id', '?'))
+    if problems:
+        lines = []
+        for problem, idents in problems.items():
+            shown = ', '.join(str(i) for i in idents[:MAX_LISTED_IDS])
+            more = (f' and {len(idents) - MAX_LISTED_IDS} more'
+                    if len(idents) > MAX_LISTED_IDS else '')
+            lines.append(f'  {len(idents)} annotation(s) {problem}: '
+                         f'ids {shown}{more}')
+        raise AnnotationError(f'invalid annotation file {source}:\n' +
+                              '\n'.join(lines))
+
+    if missing_area and fill_area:
+        boxes = np.asarray([ann['bbox'] for ann in missing_area],
+                           dtype=np.float64).reshape(-1, 4)
+        areas = DEFAULT_AREA_FACTOR * boxes[:, 2] * boxes[:, 3]
+        for ann, area in zip(missing_area, areas.tolist()):
+            ann['area'] = area
+        print_log(
+            f'{source}: {len(missing_area)} of {len(anns)} annotations have '
+            f'no `area`; using {DEFAULT_AREA_FACTOR} * box width * height '
+            f'(first id: {missing_area[0].get("id")})',
+            logger=logger,
+            level=logging.WARNING)
+    return dict(num_annotations=len(anns), num_filled_area=len(missing_area))
+
+
+def load_checked_coco_json(path: str,
+                           num_keypoints: Optional[int] = None,
+                           fill_area: bool = True,
+                           require_annotations: bool = True) -> dict:
+    """Read a COCO json (local or through mmengine's file backends) and
+    check it with :func:`check_coco_keypoint_annotations`.
+
+    Args:
+        path: the json file.
+        num_keypoints, fill_area: see :func:`check_coco_keypoint_annotations`.
+        require_annotations: False accepts a file without ``annotations``
+            (an image-info file, for ``format_only`` metrics) unchecked.
+
+    Returns:
+        the parsed json (annotations completed as documented).
+
+    Raises:
+        AnnotationError: the file is missing, not UTF-8 json, or invalid.
+    """
+    try:
+        with get_local_path(path) as local_path:
+            if not osp.isfile(local_path):
+                raise AnnotationError(f'annotation file {path} does not exist')
+            with open(local_path, encoding='utf-8') as f:
+                dataset = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnnotationError(
+            f'annotation file {path} is not UTF-8 json: {exc}') from None
+    if (require_annotations or not isinstance(dataset, dict)
+            or 'annotations' in dataset):
+        check_coco_keypoint_annotations(
+            dataset, path, num_keypoints=num_keypoints, fill_area=fill_area)
+    return dataset
