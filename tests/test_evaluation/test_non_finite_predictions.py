@@ -184,3 +184,51 @@ def test_finite_instances_mask():
                                                              True]
     assert prediction_checks.finite_instances(
         np.zeros((0, 4, 2)), np.zeros((0, 4))).shape == (0, )
+
+
+# ---------------------------------------------------------------------------
+# the PCK metrics of our LSP / MPII configs already count NaN as a miss
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('metric_cfg', [
+    dict(type='PCKAccuracy', thr=0.2, norm_item='bbox'),
+    dict(type='MpiiPCKAccuracy'),
+])
+def test_pck_metrics_count_non_finite_keypoints_as_missed(metric_cfg):
+    """mmpose's PCK (``keypoint_pck_accuracy``: ``distance < thr`` is false
+    for NaN) gives a non-finite keypoint exactly the figures of a keypoint
+    1e6 px away, i.e. not detected. Pinned here because our configs rely on
+    it (no guarded variant needed)."""
+    rng = np.random.default_rng(0)
+    n, k = 6, 16
+    gt = rng.uniform(50, 150, (n, k, 2))
+
+    def samples(pred):
+        return [
+            dict(
+                gt_instances=dict(
+                    keypoints=gt[i:i + 1],
+                    keypoints_visible=np.ones((1, k)),
+                    bboxes=np.array([[40., 40., 160., 160.]]),
+                    head_size=np.array([[30.]])),
+                pred_instances=dict(keypoints=pred[i:i + 1]))
+            for i in range(n)
+        ]
+
+    def evaluate(pred):
+        metric = METRICS.build(metric_cfg)
+        metric.dataset_meta = dict(dataset_name='x', num_keypoints=k)
+        metric.process([], samples(pred))
+        return metric.evaluate(n)
+
+    close = gt - 1.0 + rng.normal(0, 1, gt.shape)  # MPII adds 1 px back
+    good = evaluate(close)
+    bad, far = close.copy(), close.copy()
+    bad[:, 9, 0] = np.nan
+    bad[:, 2, 1] = np.inf
+    far[:, 9, 0] = 1e6
+    far[:, 2, 1] = 1e6
+    with_bad = evaluate(bad)
+    assert with_bad == evaluate(far)
+    name = 'PCK'
+    assert [v for key, v in with_bad.items() if key.endswith(name)][0] < \
+        [v for key, v in good.items() if key.endswith(name)][0]
