@@ -15,6 +15,7 @@ from .annotation_checks import (AnnotationError,
                                 check_coco_keypoint_annotations)
 from .checked_coco_datasets import (CheckedAicDataset, CheckedCocoDataset,
                                     CheckedCrowdPoseDataset)
+from .checked_mpii_dataset import CheckedMpiiDataset
 from .deepfashion2_full_dataset import (DEEPFASHION2_FULL_METAINFO_FILE,
                                         DeepFashion2FullDataset)
 from .toy_common import write_coco_dataset
@@ -99,5 +100,6 @@ __all__ = [
 ]
 __all__ += [
     'AnnotationError', 'check_coco_keypoint_annotations',
-    'CheckedCocoDataset', 'CheckedCrowdPoseDataset', 'CheckedAicDataset'
+    'CheckedCocoDataset', 'CheckedCrowdPoseDataset', 'CheckedAicDataset',
+    'CheckedMpiiDataset'
 ]

@@ -37,7 +37,7 @@ from mmengine.logging import print_log
 
 __all__ = [
     'AnnotationError', 'check_coco_keypoint_annotations',
-    'load_checked_coco_json', 'DEFAULT_AREA_FACTOR'
+    'load_checked_coco_json', 'check_mpii_annotations', 'DEFAULT_AREA_FACTOR'
 ]
 
 #: ``area = DEFAULT_AREA_FACTOR * w * h`` for annotations without ``area``
@@ -239,3 +239,63 @@ def load_checked_coco_json(path: str,
         check_coco_keypoint_annotations(
             dataset, path, num_keypoints=num_keypoints, fill_area=fill_area)
     return dataset
+
+
+def _format_problems(source: str, problems: Dict[str, List]) -> str:
+    lines = []
+    for problem, idents in problems.items():
+        shown = ', '.join(str(i) for i in idents[:MAX_LISTED_IDS])
+        more = (f' and {len(idents) - MAX_LISTED_IDS} more'
+                if len(idents) > MAX_LISTED_IDS else '')
+        lines.append(f'  {len(idents)} annotation(s) {problem}: {shown}{more}')
+    return f'invalid annotation file {source}:\n' + '\n'.join(lines)
+
+
+def check_mpii_annotations(anns, source: str, num_keypoints: int) -> None:
+    """Check an MPII-format annotation list (mmpose's ``MpiiDataset``: one
+    dict per person with ``image``, ``center`` (2), ``scale``, ``joints``
+    (K x 2) and ``joints_vis`` (K)). MPII annotations have no ids: problems
+    name the list position and the image.
+
+    Raises:
+        AnnotationError: one error for the file, one line per problem.
+    """
+    if not isinstance(anns, list):
+        raise AnnotationError(f'{source}: an MPII annotation file must hold '
+                              f'a json list, got {type(anns).__name__}')
+    problems: Dict[str, List] = {}
+
+    def add(problem: str, pos: int, ann) -> None:
+        image = ann.get('image', '?') if isinstance(ann, dict) else '?'
+        problems.setdefault(problem, []).append(f'#{pos} ({image})')
+
+    for pos, ann in enumerate(anns):
+        if not isinstance(ann, dict):
+            add('is not a json object', pos, ann)
+            continue
+        if not isinstance(ann.get('image'), str):
+            add('has no `image` file name', pos, ann)
+        if not _finite_numbers(ann.get('center'), 2):
+            add('has no `center` of 2 finite numbers', pos, ann)
+        scale = ann.get('scale')
+        if not _is_number(scale) or not np.isfinite(scale) or scale <= 0:
+            add('has no `scale` > 0', pos, ann)
+        joints = ann.get('joints')
+        try:
+            arr = np.asarray(joints, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
+            add('has no `joints` list of [x, y] pairs', pos, ann)
+        elif len(arr) != num_keypoints:
+            add(f"has a joint count other than the dataset metainfo's "
+                f'{num_keypoints} (joint count in brackets)', pos,
+                dict(image=f'{ann.get("image", "?")}, {len(arr)} joints'))
+        elif not np.isfinite(arr).all():
+            add('has `joints` that are not finite numbers', pos, ann)
+        vis = ann.get('joints_vis')
+        if not _finite_numbers(vis, num_keypoints):
+            add(f'has no `joints_vis` list of {num_keypoints} numbers', pos,
+                ann)
+    if problems:
+        raise AnnotationError(_format_problems(source, problems))

@@ -367,3 +367,33 @@ def test_metric_checks_raw_ann_info_and_messagehub_file(tmp_path):
             GuardedCocoMetric().dataset_meta = copy.deepcopy(meta)
     finally:
         MessageHub.get_current_instance().update_info('coco_ann_file', None)
+
+
+def test_checked_mpii_dataset(tmp_path):
+    from mmkp_ext.datasets import CheckedMpiiDataset
+    from mmpose.datasets import MpiiDataset
+    src = _fixture('mpii', 'test_mpii.json')
+    kw = dict(pipeline=[], test_mode=True)
+    _same_data_list(CheckedMpiiDataset(ann_file=src, **kw),
+                    MpiiDataset(ann_file=src, **kw))
+    assert DATASETS.get('CheckedMpiiDataset') is CheckedMpiiDataset
+
+    def fewer_joints(d):
+        for a in d[1:]:
+            a['joints'] = a['joints'][:14]
+
+    path, data = _broken(tmp_path, src, fewer_joints)
+    with pytest.raises(AnnotationError) as err:
+        CheckedMpiiDataset(ann_file=path, **kw)
+    msg = str(err.value)
+    assert path in msg
+    assert (f"{len(data) - 1} annotation(s) has a joint count other than "
+            "the dataset metainfo's 16") in msg
+    assert f'#1 ({data[1]["image"]}, 14 joints)' in msg
+
+    path, data = _broken(
+        tmp_path, src, lambda d: d[0].update(scale=0, joints_vis=[1] * 3))
+    with pytest.raises(AnnotationError) as err:
+        CheckedMpiiDataset(ann_file=path, **kw)
+    assert f'has no `scale` > 0: #0 ({data[0]["image"]})' in str(err.value)
+    assert 'has no `joints_vis` list of 16 numbers: #0' in str(err.value)
