@@ -80,6 +80,10 @@ def load_results(coco_gt: COCO, res_file: str) -> COCO:
         detections = json.load(f)
     if detections:
         return coco_gt.loadRes(res_file)
+    # what loadRes does to the GT besides: COCOeval('keypoints_crowd')
+    # reads the (GT, result) file pair from it
+    if len(coco_gt.anno_file) == 1:
+        coco_gt.anno_file.append(res_file)
     res = COCO()
     res.dataset['images'] = list(coco_gt.dataset['images'])
     res.dataset['categories'] = list(coco_gt.dataset.get('categories', []))

@@ -232,3 +232,42 @@ def test_pck_metrics_count_non_finite_keypoints_as_missed(metric_cfg):
     name = 'PCK'
     assert [v for key, v in with_bad.items() if key.endswith(name)][0] < \
         [v for key, v in good.items() if key.endswith(name)][0]
+
+
+def test_crowdpose_keypoints_crowd():
+    """The CrowdPose config's setting (iou_type='keypoints_crowd',
+    use_area=False; the file has no areas, filled in by the GT check): GT as
+    predictions give AP > 0.9 (0.95: OKS-NMS merges two of them), the same
+    with one NaN keypoint each AP 0."""
+    path = osp.join(shared_data_dir(), 'crowdpose', 'test_crowdpose.json')
+    if not osp.exists(path):
+        pytest.skip(f'real-data fixture not found at {path}')
+    gt = load_json(path)
+    meta = parse_pose_metainfo(
+        dict(from_file=osp.join(
+            osp.dirname(mmpose.__file__), '.mim', 'configs', '_base_',
+            'datasets', 'crowdpose.py')))
+    meta['CLASSES'] = gt['categories']
+    samples = []
+    for img in gt['images']:
+        anns = [a for a in gt['annotations'] if a['image_id'] == img['id']]
+        k = np.array([a['keypoints'] for a in anns], float).reshape(
+            len(anns), 14, 3)
+        samples.append(
+            dict(id=[a['id'] for a in anns], img_id=img['id'],
+                 gt_instances=dict(),
+                 pred_instances=dict(keypoints=k[..., :2],
+                                     keypoint_scores=np.ones(k.shape[:2]))))
+
+    def ap(s):
+        metric = GuardedCocoMetric(ann_file=path, iou_type='keypoints_crowd',
+                                   use_area=False, prefix='crowdpose')
+        metric.dataset_meta = copy.deepcopy(meta)
+        metric.process([], copy.deepcopy(s))
+        return float(metric.evaluate(len(s))['crowdpose/AP'])
+
+    assert ap(samples) > 0.9
+    nan = copy.deepcopy(samples)
+    for s in nan:
+        s['pred_instances']['keypoints'][:, 3, 1] = np.nan
+    assert ap(nan) == 0.0
