@@ -29,6 +29,7 @@ logged once per file.
 import json
 import logging
 import os.path as osp
+from itertools import chain
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -69,6 +70,31 @@ def _finite_numbers(values, length: Optional[int] = None) -> bool:
     except (TypeError, ValueError):
         return False
     return arr.ndim == 1 and bool(np.isfinite(arr).all())
+
+
+def _as_rows(anns: list, positions: List[int], key: str, width: int):
+    """``anns[p][key]`` for ``p`` in ``positions`` (each of length
+    ``width``; a scalar counts as width 1) as one (N, width) float array
+    (None if some value is not a number) and the (N,) bool rows that are
+    not all finite. One conversion for all rows; row by row only when some
+    value is not a number. (Positions, not per-row tuples: allocating those
+    for every annotation triggers full garbage collections over the whole
+    json.)"""
+    if not positions:
+        return None, np.zeros(0, dtype=bool)
+    if width == 1:
+        values = (anns[p][key] for p in positions)
+    else:
+        values = chain.from_iterable(anns[p][key] for p in positions)
+    try:
+        arr = np.fromiter(values, dtype=np.float64,
+                          count=len(positions) * width).reshape(-1, width)
+    except (TypeError, ValueError):
+        return None, np.array([
+            not _finite_numbers(np.atleast_1d(anns[p][key]).tolist(), width)
+            for p in positions
+        ])
+    return arr, ~np.isfinite(arr).all(axis=1)
 
 
 def check_coco_keypoint_annotations(
@@ -123,6 +149,13 @@ def check_coco_keypoint_annotations(
 
     seen_ids = set()
     missing_area = []
+    # numeric checks run vectorised after the loop, per field (and per
+    # keypoint-list length); the loop only looks at keys and lengths
+    boxes: List[int] = []
+    keypoints: Dict[int, List[int]] = {}
+    areas: List[int] = []
+    bad_box = ('has a `bbox` that is not [x, y, w, h] of finite numbers '
+               'with w, h >= 0')
     for pos, ann in enumerate(anns):
         if not isinstance(ann, dict):
             add('is not a json object', f'#{pos}')
@@ -146,9 +179,10 @@ def check_coco_keypoint_annotations(
                 f'{sorted(cat_ids, key=str)}', ident)
         if 'bbox' not in ann:
             add('has no `bbox`', ident)
-        elif not _finite_numbers(ann['bbox'], 4) or min(ann['bbox'][2:]) < 0:
-            add('has a `bbox` that is not [x, y, w, h] of finite numbers '
-                'with w, h >= 0', ident)
+        elif isinstance(ann['bbox'], (list, tuple)) and len(ann['bbox']) == 4:
+            boxes.append(pos)
+        else:
+            add(bad_box, ident)
         if 'keypoints' not in ann:
             add('has no `keypoints`', ident)
         else:
@@ -164,14 +198,35 @@ def check_coco_keypoint_annotations(
                 elif n % 3:
                     add('has a `keypoints` list whose length is not a '
                         'multiple of 3 (x, y, v)', f'{ident} ({n} values)')
-                elif not _finite_numbers(kpts):
-                    add('has `keypoints` that are not finite numbers', ident)
+                else:
+                    keypoints.setdefault(n, []).append(pos)
                 seen_lengths.setdefault(n, ident)
         if 'area' not in ann:
             missing_area.append(ann)
-        elif not _is_number(ann['area']) or not np.isfinite(
-                ann['area']) or ann['area'] < 0:
+        elif _is_number(ann['area']):
+            areas.append(pos)
+        else:
             add('has an `area` that is not a finite number >= 0', ident)
+
+    def ident_of(pos: int):
+        return anns[pos].get('id', f'#{pos}')
+
+    arr, bad = _as_rows(anns, boxes, 'bbox', 4)
+    if arr is not None:
+        bad |= np.nan_to_num(arr[:, 2:], nan=-1.).min(axis=1) < 0
+    for i in np.flatnonzero(bad).tolist():
+        add(bad_box, ident_of(boxes[i]))
+    for n, positions in keypoints.items():
+        _, bad = _as_rows(anns, positions, 'keypoints', n)
+        for i in np.flatnonzero(bad).tolist():
+            add('has `keypoints` that are not finite numbers',
+                ident_of(positions[i]))
+    arr, bad = _as_rows(anns, areas, 'area', 1)
+    if arr is not None:
+        bad |= np.nan_to_num(arr[:, 0], nan=-1.) < 0
+    for i in np.flatnonzero(bad).tolist():
+        add('has an `area` that is not a finite number >= 0',
+            ident_of(areas[i]))
 
     if expected_len is None and len(seen_lengths) > 1:
         add('disagree on the keypoint count (first annotation per count)',
