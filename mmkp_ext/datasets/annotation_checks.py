@@ -87,7 +87,8 @@ def _as_rows(anns: list, positions: List[int], key: str, width: int):
     else:
         values = chain.from_iterable(anns[p][key] for p in positions)
     try:
-        arr = np.fromiter(values, dtype=np.float64,
+        arr = np.fromiter(values,
+                          dtype=np.float64,
                           count=len(positions) * width).reshape(-1, width)
     except (TypeError, ValueError):
         return None, np.array([
@@ -97,12 +98,11 @@ def _as_rows(anns: list, positions: List[int], key: str, width: int):
     return arr, ~np.isfinite(arr).all(axis=1)
 
 
-def check_coco_keypoint_annotations(
-        dataset: dict,
-        source: str,
-        num_keypoints: Optional[int] = None,
-        fill_area: bool = True,
-        logger: str = 'current') -> Dict[str, int]:
+def check_coco_keypoint_annotations(dataset: dict,
+                                    source: str,
+                                    num_keypoints: Optional[int] = None,
+                                    fill_area: bool = True,
+                                    logger: str = 'current') -> Dict[str, int]:
     """Check a loaded COCO keypoint json (see the module docstring).
 
     Args:
@@ -138,7 +138,8 @@ def check_coco_keypoint_annotations(
     image_ids = {img.get('id') for img in images if isinstance(img, dict)}
     categories = dataset.get('categories')
     cat_ids = (None if not isinstance(categories, list) else
-               {c.get('id') for c in categories if isinstance(c, dict)})
+               {c.get('id')
+                for c in categories if isinstance(c, dict)})
 
     problems: Dict[str, List] = {}
     expected_len = None if num_keypoints is None else 3 * int(num_keypoints)
@@ -175,7 +176,8 @@ def check_coco_keypoint_annotations(
         if 'category_id' not in ann:
             add('has no `category_id`', ident)
         elif cat_ids is not None and ann['category_id'] not in cat_ids:
-            add(f'has a `category_id` not in `categories` '
+            add(
+                f'has a `category_id` not in `categories` '
                 f'{sorted(cat_ids, key=str)}', ident)
         if 'bbox' not in ann:
             add('has no `bbox`', ident)
@@ -192,11 +194,13 @@ def check_coco_keypoint_annotations(
             else:
                 n = len(kpts)
                 if expected_len is not None and n != expected_len:
-                    add(f'has a keypoint count other than the dataset '
+                    add(
+                        f'has a keypoint count other than the dataset '
                         f"metainfo's {num_keypoints} ({expected_len} values)",
                         f'{ident} ({n / 3:g} keypoints, {n} values)')
                 elif n % 3:
-                    add('has a `keypoints` list whose length is not a '
+                    add(
+                        'has a `keypoints` list whose length is not a '
                         'multiple of 3 (x, y, v)', f'{ident} ({n} values)')
                 else:
                     keypoints.setdefault(n, []).append(pos)
@@ -229,7 +233,8 @@ def check_coco_keypoint_annotations(
             ident_of(areas[i]))
 
     if expected_len is None and len(seen_lengths) > 1:
-        add('disagree on the keypoint count (first annotation per count)',
+        add(
+            'disagree on the keypoint count (first annotation per count)',
             ', '.join(f'{ident} ({n / 3:g} keypoints)'
                       for n, ident in seen_lengths.items()))
     if missing_area and not fill_area:
@@ -291,8 +296,10 @@ def load_checked_coco_json(path: str,
             f'annotation file {path} is not UTF-8 json: {exc}') from None
     if (require_annotations or not isinstance(dataset, dict)
             or 'annotations' in dataset):
-        check_coco_keypoint_annotations(
-            dataset, path, num_keypoints=num_keypoints, fill_area=fill_area)
+        check_coco_keypoint_annotations(dataset,
+                                        path,
+                                        num_keypoints=num_keypoints,
+                                        fill_area=fill_area)
     return dataset
 
 
@@ -343,7 +350,8 @@ def check_mpii_annotations(anns, source: str, num_keypoints: int) -> None:
         if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
             add('has no `joints` list of [x, y] pairs', pos, ann)
         elif len(arr) != num_keypoints:
-            add(f"has a joint count other than the dataset metainfo's "
+            add(
+                f"has a joint count other than the dataset metainfo's "
                 f'{num_keypoints} (joint count in brackets)', pos,
                 dict(image=f'{ann.get("image", "?")}, {len(arr)} joints'))
         elif not np.isfinite(arr).all():

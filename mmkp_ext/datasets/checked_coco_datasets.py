@@ -22,8 +22,8 @@ from mmpose.registry import DATASETS
 from .annotation_checks import load_checked_coco_json
 
 __all__ = [
-    'CheckedAnnotationsMixin', 'CheckedCocoDataset',
-    'CheckedCrowdPoseDataset', 'CheckedAicDataset'
+    'CheckedAnnotationsMixin', 'CheckedCocoDataset', 'CheckedCrowdPoseDataset',
+    'CheckedAicDataset'
 ]
 
 
@@ -51,9 +51,9 @@ class CheckedAnnotationsMixin:
             if img_id % interval != 0:
                 continue
             img = self.coco.loadImgs(img_id)[0]
-            img.update(
-                img_id=img_id,
-                img_path=osp.join(self.data_prefix['img'], img['file_name']))
+            img.update(img_id=img_id,
+                       img_path=osp.join(self.data_prefix['img'],
+                                         img['file_name']))
             image_list.append(img)
             for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=img_id)):
                 info = self.parse_data_info(

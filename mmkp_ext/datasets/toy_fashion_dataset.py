@@ -21,7 +21,8 @@ class ToyFashionDataset(CheckedAnnotationsMixin, BaseCocoStyleDataset):
     from the generator's layout, so no config needs to name it.
 
     The annotation file is checked when loaded
-    (:class:`~mmkp_ext.datasets.checked_coco_datasets.CheckedAnnotationsMixin`):
+    (``CheckedAnnotationsMixin`` of
+    :mod:`mmkp_ext.datasets.checked_coco_datasets`):
     e.g. an annotation with 31 keypoints fails there, naming the file, the
     annotation id and both counts.
     """

@@ -34,7 +34,8 @@ class GuardedCocoMetric(CocoMetric):
     * the GT file (``ann_file``, the dataset's file announced through
       mmengine's MessageHub, or the samples' ``raw_ann_info``) is checked
       when it is loaded by
-      :func:`~mmkp_ext.datasets.annotation_checks.check_coco_keypoint_annotations`,
+      ``check_coco_keypoint_annotations`` of
+      :mod:`mmkp_ext.datasets.annotation_checks`,
       including its keypoint count against the dataset metainfo once that
       is known (skipped with a ``gt_converter``); a missing ``area`` gets
       ``0.53 * w * h`` of the box with a logged count;
@@ -88,10 +89,10 @@ class GuardedCocoMetric(CocoMetric):
                         outfile_prefix: str) -> str:
         """Check the samples' ``raw_ann_info`` (missing ``area`` completed)
         and convert it as ``CocoMetric`` does."""
-        check_raw_annotations(gt_dicts, self._dataset_meta,
-                              f'the raw_ann_info of the evaluated samples '
-                              f'({self.__class__.__name__})',
-                              self.gt_converter is None)
+        check_raw_annotations(
+            gt_dicts, self._dataset_meta,
+            f'the raw_ann_info of the evaluated samples '
+            f'({self.__class__.__name__})', self.gt_converter is None)
         return super().gt_to_coco_json(gt_dicts, outfile_prefix)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
@@ -100,9 +101,10 @@ class GuardedCocoMetric(CocoMetric):
         kept, dropped, total, images = [], 0, 0, set()
         for pred, gt in results:
             num = len(pred['keypoints'])
-            ok = finite_instances(
-                pred['keypoints'], pred['keypoint_scores'],
-                bbox_scores=pred.get('bbox_scores'), bboxes=pred.get('bbox'))
+            ok = finite_instances(pred['keypoints'],
+                                  pred['keypoint_scores'],
+                                  bbox_scores=pred.get('bbox_scores'),
+                                  bboxes=pred.get('bbox'))
             total += num
             if not ok.all():
                 dropped += int((~ok).sum())
@@ -141,15 +143,18 @@ class GuardedCocoMetric(CocoMetric):
         return list(zip(stats_names, coco_eval.stats))
 
 
-def check_raw_annotations(gt_dicts: Sequence[dict], dataset_meta: dict,
-                          source: str, check_count: bool = True) -> None:
+def check_raw_annotations(gt_dicts: Sequence[dict],
+                          dataset_meta: dict,
+                          source: str,
+                          check_count: bool = True) -> None:
     """Check the GT that samples carry in ``raw_ann_info`` (annotations
     repeated across samples counted once; ``None`` entries of images without
     instances skipped), completing a missing ``area`` in place.
 
     Raises:
         AnnotationError: as
-            :func:`~mmkp_ext.datasets.annotation_checks.check_coco_keypoint_annotations`.
+            ``check_coco_keypoint_annotations``
+            (:mod:`mmkp_ext.datasets.annotation_checks`).
     """
     anns: List[dict] = []
     seen = set()
@@ -162,9 +167,8 @@ def check_raw_annotations(gt_dicts: Sequence[dict], dataset_meta: dict,
                 continue
             seen.add(key)
             anns.append(ann)
-    dataset = dict(
-        images=[dict(id=gt['img_id']) for gt in gt_dicts],
-        annotations=anns)
+    dataset = dict(images=[dict(id=gt['img_id']) for gt in gt_dicts],
+                   annotations=anns)
     if dataset_meta and dataset_meta.get('CLASSES'):
         dataset['categories'] = dataset_meta['CLASSES']
     check_coco_keypoint_annotations(

@@ -55,8 +55,8 @@ def finite_instances(keypoints: np.ndarray,
         ok &= np.isfinite(
             np.asarray(bbox_scores, dtype=np.float64).reshape(num))
     if bboxes is not None:
-        ok &= np.isfinite(np.asarray(bboxes, dtype=np.float64).reshape(
-            num, -1)).all(axis=1)
+        ok &= np.isfinite(
+            np.asarray(bboxes, dtype=np.float64).reshape(num, -1)).all(axis=1)
     return ok
 
 
@@ -103,7 +103,7 @@ def load_checked_gt(ann_file: str,
     Raises:
         AnnotationError: the file is missing, not UTF-8 json, or invalid.
     """
-    dataset = load_checked_coco_json(
-        ann_file, num_keypoints=num_keypoints,
-        require_annotations=require_annotations)
+    dataset = load_checked_coco_json(ann_file,
+                                     num_keypoints=num_keypoints,
+                                     require_annotations=require_annotations)
     return COCO(ann_file, ann_data=dataset)

@@ -207,8 +207,8 @@ def test_coco_dataset_faults(tmp_path):
                          lambda d: d['annotations'][2].pop('bbox'))
     assert len(CocoDataset(ann_file=path, **kw)) == len(
         CocoDataset(ann_file=coco, **kw)) - 1
-    with pytest.raises(AnnotationError,
-                       match=rf'has no `bbox`: ids {data["annotations"][2]["id"]}'):
+    bad_id = data['annotations'][2]['id']
+    with pytest.raises(AnnotationError, match=rf'has no `bbox`: ids {bad_id}'):
         CheckedCocoDataset(ann_file=path, **kw)
 
     # no category_id: a bare KeyError in mmpose
