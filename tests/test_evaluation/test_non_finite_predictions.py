@@ -8,6 +8,7 @@ AP 0; the same with one NaN keypoint per instance gave 1.0 with
 which stays as it is) because xtcocotools' OKS becomes NaN and
 ``NaN < threshold`` is false."""
 import copy
+import json
 import os.path as osp
 
 import mmpose
@@ -271,3 +272,24 @@ def test_crowdpose_keypoints_crowd():
     for s in nan:
         s['pred_instances']['keypoints'][:, 3, 1] = np.nan
     assert ap(nan) == 0.0
+
+
+def test_format_only_with_an_image_info_file(coco, tmp_path):
+    """format_only accepts a GT file without annotations (COCO test-dev
+    image info), as the stock metric does, and writes the finite
+    predictions only."""
+    path, gt, meta = coco
+    info = tmp_path / 'image_info.json'
+    info.write_text(
+        json.dumps(dict(images=gt['images'], categories=gt['categories'])))
+    samples = _with_nan_keypoint(_predictions(gt, noise=2.))
+    samples[0]['pred_instances']['keypoints'][:, 0, 0] = 5.  # finite again
+    prefix = str(tmp_path / 'res')
+    metric = GuardedCocoMetric(ann_file=str(info), format_only=True,
+                               outfile_prefix=prefix, nms_mode='none')
+    metric.dataset_meta = copy.deepcopy(meta)
+    metric.process([], samples)
+    assert metric.evaluate(len(samples)) == {}
+    written = load_json(prefix + '.keypoints.json')
+    assert len(written) == len(samples[0]['id'])
+    assert {d['image_id'] for d in written} == {samples[0]['img_id']}
