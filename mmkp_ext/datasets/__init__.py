@@ -11,6 +11,11 @@ from .category_layouts import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
                                get_category_keypoint_ranges,
                                keypoint_category_matrix)
 from . import transforms  # noqa: F401
+from .annotation_checks import (AnnotationError,
+                                check_coco_keypoint_annotations)
+from .checked_coco_datasets import (CheckedAicDataset, CheckedCocoDataset,
+                                    CheckedCrowdPoseDataset)
+from .checked_mpii_dataset import CheckedMpiiDataset
 from .deepfashion2_full_dataset import (DEEPFASHION2_FULL_METAINFO_FILE,
                                         DeepFashion2FullDataset)
 from .toy_common import write_coco_dataset
@@ -92,4 +97,9 @@ __all__ = [
     'FASHION_CATEGORIES', 'FASHION_KEYPOINT_NAMES', 'FASHION_FLIP_INDICES',
     'FASHION_NUM_KEYPOINTS', 'FASHION_METAINFO_FILE', 'category_slice',
     'COCO_KEYPOINT_NAMES', 'COCO_SKELETON'
+]
+__all__ += [
+    'AnnotationError', 'check_coco_keypoint_annotations',
+    'CheckedCocoDataset', 'CheckedCrowdPoseDataset', 'CheckedAicDataset',
+    'CheckedMpiiDataset'
 ]

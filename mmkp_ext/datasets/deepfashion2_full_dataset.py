@@ -5,6 +5,7 @@ from typing import Optional
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 from .category_layouts import DEEPFASHION2_CATEGORY_RANGES
+from .checked_coco_datasets import CheckedAnnotationsMixin
 
 __all__ = ['DeepFashion2FullDataset', 'DEEPFASHION2_FULL_METAINFO_FILE']
 
@@ -17,7 +18,7 @@ DEEPFASHION2_FULL_METAINFO_FILE = osp.join(
 
 
 @DATASETS.register_module()
-class DeepFashion2FullDataset(BaseCocoStyleDataset):
+class DeepFashion2FullDataset(CheckedAnnotationsMixin, BaseCocoStyleDataset):
     """DeepFashion2 in the 294-keypoint COCO layout of the official
     ``deepfashion2_to_coco.py`` conversion, with OKS sigmas.
 
@@ -27,7 +28,10 @@ class DeepFashion2FullDataset(BaseCocoStyleDataset):
     (official sigmas, so ``CocoMetric`` / ``MultiCategoryCocoMetric`` and
     OKS-NMS work), and annotations are checked while loading: a
     ``category_id`` outside ``1..13`` or a keypoint list that is not
-    ``294 * 3`` long raises ``ValueError`` naming the annotation and image.
+    ``294 * 3`` long raises ``ValueError`` naming the annotation and image;
+    before that, the whole file is checked when loaded (missing ``bbox`` /
+    ``category_id`` / ``keypoints``, wrong keypoint counts, ...; see
+    :class:`~mmkp_ext.datasets.checked_coco_datasets.CheckedAnnotationsMixin`).
     For CenterNet training use ``data_mode='bottomup'``; the per-instance
     ``category_id`` then reaches the pipeline as an ``(N,)`` int array.
     """

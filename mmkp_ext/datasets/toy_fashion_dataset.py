@@ -2,11 +2,12 @@
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
+from .checked_coco_datasets import CheckedAnnotationsMixin
 from .toy_fashion import fashion_dataset_info
 
 
 @DATASETS.register_module()
-class ToyFashionDataset(BaseCocoStyleDataset):
+class ToyFashionDataset(CheckedAnnotationsMixin, BaseCocoStyleDataset):
     """COCO-style dataset of :mod:`mmkp_ext.datasets.toy_fashion` output.
 
     Like mmpose's ``DeepFashion2Dataset``: every instance carries the full
@@ -18,6 +19,12 @@ class ToyFashionDataset(BaseCocoStyleDataset):
     outline skeletons, sigmas) is
     :func:`~mmkp_ext.datasets.toy_fashion.fashion_dataset_info`, derived
     from the generator's layout, so no config needs to name it.
+
+    The annotation file is checked when loaded
+    (``CheckedAnnotationsMixin`` of
+    :mod:`mmkp_ext.datasets.checked_coco_datasets`):
+    e.g. an annotation with 31 keypoints fails there, naming the file, the
+    annotation id and both counts.
     """
 
     METAINFO: dict = fashion_dataset_info()

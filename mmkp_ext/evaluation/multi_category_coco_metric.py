@@ -17,6 +17,12 @@ scores, areas and OKS-NMS use the category's range only.
 On a single-category dataset (COCO persons) it computes what mmpose's
 ``CocoMetric`` computes with the same ``score_mode`` / ``nms_mode``
 (tested), plus a per-category AP.
+
+It is a :class:`~mmkp_ext.evaluation.GuardedCocoMetric`: a predicted
+instance with a non-finite coordinate or score among its category's
+keypoints (or a non-finite box score or box) is dropped and counts as not
+detected (logged once per evaluation), and the GT file is checked when it
+is loaded (:mod:`mmkp_ext.datasets.annotation_checks`).
 """
 import os.path as osp
 import tempfile
@@ -31,10 +37,12 @@ from xtcocotools.coco import COCO
 from xtcocotools.cocoeval import COCOeval
 
 from mmpose.evaluation.functional import oks_nms, soft_oks_nms
-from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from mmpose.structures.bbox import bbox_xyxy2xywh
 from ..datasets.category_layouts import get_category_keypoint_ranges
+from .guarded_coco_metric import GuardedCocoMetric
+from .prediction_checks import (finite_instances, load_results,
+                                log_dropped_instances)
 
 __all__ = ['MultiCategoryCocoMetric', 'SUMMARY_NAMES']
 
@@ -50,7 +58,7 @@ def _as_numpy(value) -> np.ndarray:
 
 
 @METRICS.register_module()
-class MultiCategoryCocoMetric(CocoMetric):
+class MultiCategoryCocoMetric(GuardedCocoMetric):
     """COCO-style keypoint AP/AR over several categories with per-category
     keypoint ranges (DeepFashion2 protocol), plus per-category AP.
 
@@ -74,7 +82,10 @@ class MultiCategoryCocoMetric(CocoMetric):
     * area (used by OKS-NMS; and the box written to the result file when
       no ``bboxes`` are predicted): extent of its keypoints in ``R``;
     * OKS-NMS (``nms_mode='oks_nms'`` / ``'soft_oks_nms'``) runs per image
-      and category with the keypoints and sigmas of ``R``.
+      and category with the keypoints and sigmas of ``R``;
+    * a NaN or infinite coordinate or keypoint score in ``R`` (or a
+      non-finite box score or box) drops the detection: it counts as not
+      detected; values outside ``R`` are ignored (written as 0).
 
     Then xtcocotools' ``COCOeval(iouType='keypoints')`` with the dataset's
     ``sigmas`` (``vars = (2 * sigma)**2``), ``useCats = 1`` and
@@ -252,10 +263,12 @@ class MultiCategoryCocoMetric(CocoMetric):
 
     def _collect_detections(self, preds: Sequence[dict],
                             num_keypoints: int) -> List[dict]:
-        """Score, NMS and format the detections as COCO result dicts."""
+        """Score, NMS and format the detections as COCO result dicts
+        (non-finite detections dropped, their count logged)."""
         sigmas = np.asarray(self.dataset_meta['sigmas'], dtype=np.float64)
         groups: Dict[Tuple, List[dict]] = defaultdict(list)
         seen_images = set()
+        dropped, total, dropped_images = 0, 0, 0
         for pred in preds:
             img_id = pred['img_id']
             if img_id in seen_images:
@@ -266,11 +279,24 @@ class MultiCategoryCocoMetric(CocoMetric):
                     f'predictions of image {img_id} have '
                     f'{pred["keypoints"].shape[1]} keypoints, the dataset '
                     f'{num_keypoints}')
-            for i, cat in enumerate(pred['category_id'].tolist()):
-                mask = self._keypoint_mask(
-                    cat, num_keypoints, f'prediction {i} of image {img_id}')
-                kpts = pred['keypoints'][i] * mask[:, None]
-                scores = pred['keypoint_scores'][i] * mask
+            cats = pred['category_id'].tolist()
+            masks = np.array([
+                self._keypoint_mask(cat, num_keypoints,
+                                    f'prediction {i} of image {img_id}')
+                for i, cat in enumerate(cats)
+            ], dtype=bool).reshape(len(cats), num_keypoints)
+            finite = finite_instances(pred['keypoints'],
+                                      pred['keypoint_scores'], masks,
+                                      pred['bbox_scores'], pred.get('bboxes'))
+            total += len(cats)
+            if not finite.all():
+                dropped += int((~finite).sum())
+                dropped_images += 1
+            for i in np.flatnonzero(finite).tolist():
+                cat, mask = cats[i], masks[i]
+                # where, not multiply: values outside R may be NaN
+                kpts = np.where(mask[:, None], pred['keypoints'][i], 0.)
+                scores = np.where(mask, pred['keypoint_scores'][i], 0.)
                 xy = kpts[mask]
                 x0, y0 = xy.min(axis=0)
                 x1, y1 = xy.max(axis=0)
@@ -285,6 +311,8 @@ class MultiCategoryCocoMetric(CocoMetric):
                     bbox=(pred['bboxes'][i] if 'bboxes' in pred else
                           np.array([x0, y0, x1 - x0, y1 - y0])))
                 groups[img_id, cat].append(det)
+        log_dropped_instances(self.__class__.__name__, dropped, total,
+                              dropped_images)
 
         detections = []
         for (img_id, cat), dets in groups.items():
@@ -377,7 +405,7 @@ class MultiCategoryCocoMetric(CocoMetric):
     def _evaluate(self, res_file: str, sigmas: np.ndarray,
                   logger: MMLogger) -> Dict[str, float]:
         """COCOeval on ``res_file``; summary and per-category AP."""
-        coco_det = self.coco.loadRes(res_file)
+        coco_det = load_results(self.coco, res_file)
         coco_eval = COCOeval(self.coco, coco_det, 'keypoints', sigmas,
                              self.use_area)
         coco_eval.params.useSegm = None

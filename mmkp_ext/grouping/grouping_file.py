@@ -29,6 +29,9 @@ GROUPING_FIELDS = ('num_keypoints', 'reg_group', 'hm_group', 'method',
 #: Optional fields (``counts`` is filled in by the loader when absent;
 #: ``meta`` is a free-form object for tool-specific details).
 OPTIONAL_FIELDS = ('counts', 'meta')
+#: Deepest nesting of arrays / objects a grouping file may have (the format
+#: needs 5: file object > meta > object > list of pairs > pair).
+MAX_NESTING = 32
 
 
 def _is_int(value) -> bool:
@@ -54,8 +57,10 @@ def validate_group(group,
     Raises:
         TypeError: not a sequence, or an entry that is not an integer (the
             message names the index and the value).
-        ValueError: wrong length, a negative entry, or an empty group (the
-            message names them).
+        ValueError: wrong length, a negative entry, an entry >=
+            ``num_keypoints`` (K keypoints make at most K non-empty groups;
+            checked before anything is sized by the indices), or an empty
+            group (the message names them).
     """
     if isinstance(group, np.ndarray):
         if group.ndim != 1:
@@ -75,6 +80,11 @@ def validate_group(group,
         if g < 0:
             raise ValueError(f'{field}[{k}] = {g} is negative; group indices '
                              'lie in [0, G)')
+        if g >= num_keypoints:
+            raise ValueError(
+                f'{field}[{k}] = {g} is out of range: {num_keypoints} '
+                f'keypoints make at most {num_keypoints} groups, so group '
+                f'indices lie in [0, {num_keypoints - 1}]')
     out = [int(g) for g in group]
     if not out:
         raise ValueError(f'{field} is empty')
@@ -202,8 +212,10 @@ def load_grouping(source: Union[str, os.PathLike, Mapping],
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError / TypeError: the content breaks a rule of
-            ``docs/grouping_json.md``; the message names the field, the
-            index and the value.
+            ``docs/grouping_json.md`` (the message names the field, the
+            index and the value), or the file is not UTF-8 JSON, repeats a
+            key within an object or nests deeper than :data:`MAX_NESTING`
+            (the message names the path).
     """
     if isinstance(source, Mapping):
         return _validate(source, num_keypoints)
@@ -213,13 +225,62 @@ def load_grouping(source: Union[str, os.PathLike, Mapping],
     path = os.fspath(source)
     if not osp.isfile(path):
         raise FileNotFoundError(f'grouping file {path!r} does not exist')
-    with open(path) as f:
-        try:
-            obj = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'grouping file {path!r} is not valid JSON: '
-                             f'{e}') from None
+    try:
+        with open(path, encoding='utf-8') as f:
+            obj = json.load(f, object_pairs_hook=_refuse_duplicate_keys)
+    except UnicodeDecodeError as e:
+        raise ValueError(f'grouping file {path!r} is not UTF-8 text: '
+                         f'{e}') from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f'grouping file {path!r} is not valid JSON: '
+                         f'{e}') from None
+    except _DuplicateKey as e:
+        raise ValueError(f'grouping file {path!r} repeats the key '
+                         f'{e.args[0]!r} in one object (JSON readers '
+                         'disagree on which value wins)') from None
+    except RecursionError:
+        raise ValueError(f'grouping file {path!r} is nested too deeply '
+                         f'(more than {MAX_NESTING} levels)') from None
+    if _nesting_depth(obj, MAX_NESTING) > MAX_NESTING:
+        raise ValueError(f'grouping file {path!r} is nested too deeply '
+                         f'(more than {MAX_NESTING} levels)')
     return _validate(obj, num_keypoints, where=f'grouping file {path!r}')
+
+
+class _DuplicateKey(Exception):
+    """A JSON object with a repeated key (internal)."""
+
+
+def _refuse_duplicate_keys(pairs: List[Tuple[str, object]]) -> dict:
+    """``object_pairs_hook`` of :func:`json.load` that refuses repeated
+    keys instead of keeping the last value silently."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _nesting_depth(obj, limit: int) -> int:
+    """Nesting depth of lists / dicts in ``obj`` (a scalar is 0), computed
+    without recursion; stops counting once past ``limit``."""
+    deepest = 0
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return deepest
 
 
 def save_grouping(path: Union[str, os.PathLike],

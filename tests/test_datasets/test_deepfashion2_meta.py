@@ -161,5 +161,11 @@ def test_wrong_keypoint_count_is_refused(tmp_path):
         data['annotations'][0]['keypoints'] = [0] * (17 * 3)
 
     ann_file = _broken_copy(tmp_path, edit)
-    with pytest.raises(ValueError, match=r'51 keypoint values, expected 882'):
+    # checked when the file is loaded: file, annotation id, both counts
+    ann_id = load_json(ann_file)['annotations'][0]['id']
+    with pytest.raises(
+            ValueError,
+            match=(r"broken\.json:\n  1 annotation\(s\) has a keypoint count "
+                   r"other than the dataset metainfo's 294 \(882 values\): "
+                   rf'ids {ann_id} \(17 keypoints, 51 values\)')):
         DeepFashion2FullDataset(ann_file=ann_file, data_mode='bottomup')

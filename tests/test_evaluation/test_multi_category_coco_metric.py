@@ -511,3 +511,113 @@ def test_real_deepfashion2_gt_as_predictions():
     noisy = _strip(
         _evaluate(MultiCategoryCocoMetric(**kwargs), samples(30.), meta))
     assert noisy['AP'] < 1.0
+
+
+# ---------------------------------------------------------------------------
+# issue 17: score modes and OKS-NMS areas use the predicted category's range
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('score_mode, expected', [
+    # range 3-5 scores (.3, .6, .1), box score .5; outside the range .9
+    ('keypoint', (.3 + .6 + .1) / 3),
+    ('bbox_rle', .5 + (.3 + .6 + .1) / 3 + .6),
+    # threshold .2: .3 and .6 count -> .5 * .45
+    ('bbox_keypoint', .5 * (.3 + .6) / 2),
+    ('bbox', .5),
+])
+def test_written_scores_use_the_category_range(tmp_path, score_mode,
+                                               expected):
+    """The detection score in the result file, worked out by hand from the
+    keypoint scores of the predicted category's range only. Over all 6
+    keypoints it would be keypoint .6 / bbox_rle 2.0 / bbox_keypoint .36
+    (raw scores) or keypoint 1/6 / bbox_rle 1.267 (zeros outside)."""
+    ann_file, gt, meta = _toy_gt(tmp_path)
+    b = _gt_keypoints(gt, 12)
+    det = [
+        _sample(1, [b[:, :2]], [[.9, .9, .9, .3, .6, .1]], [2],
+                bbox_scores=[.5])
+    ]
+    prefix = str(tmp_path / 'out')
+    _evaluate(
+        MultiCategoryCocoMetric(
+            ann_file=ann_file, category_keypoints=LAYOUT,
+            score_mode=score_mode, keypoint_score_thr=.2,
+            outfile_prefix=prefix), det, meta)
+    written = load_json(prefix + '.keypoints.json')
+    assert len(written) == 1
+    assert written[0]['score'] == pytest.approx(expected, abs=1e-12)
+    # keypoints outside the range are written as 0 (coordinates and scores)
+    assert written[0]['keypoints'][:9] == [0.] * 9
+
+
+@pytest.mark.parametrize('score_mode', ['bbox_rle', 'bbox_keypoint'])
+def test_ranking_uses_the_category_range(tmp_path, score_mode):
+    """A right detection of A (range scores .5, zeros outside) and a wrong
+    one for C (range scores .3, 1.0 outside; 80 px off), both category 1.
+    Over the range the TP ranks first: recall 1/2 at precision 1 ->
+    AP_top = 51/101. Scored over all 6 keypoints the FP would rank first
+    (bbox_rle 2.65 vs 2.0; bbox_keypoint .65 vs .5) -> 0.5 * 51/101."""
+    ann_file, gt, meta = _toy_gt(tmp_path)
+    a = _gt_keypoints(gt, 11)
+    c = _gt_keypoints(gt, 21)
+    samples = [
+        _sample(1, [a[:, :2]], [[.5, .5, .5, 0, 0, 0]], [1]),
+        _sample(2, [c[:, :2] + [[80, 80]]], [[.3, .3, .3, 1, 1, 1]], [1])
+    ]
+    out = _strip(
+        _evaluate(
+            MultiCategoryCocoMetric(
+                ann_file=ann_file, category_keypoints=LAYOUT,
+                score_mode=score_mode, keypoint_score_thr=.2), samples,
+            meta))
+    assert out['AP_top'] == pytest.approx(51 / 101)
+
+
+def test_oks_nms_area_uses_the_category_range(tmp_path):
+    """Two category-2 GTs 12 px apart in image 1, predicted exactly, with
+    garbage far outside the range. OKS-NMS at 0.5 with the range's area
+    (60 x 50 px): OKS between the two ~0.2, both kept -> AP_long_skirt 1.
+    With an area over all keypoints (garbage or zeros included, >= 160 x
+    170 px) their OKS is > 0.8 and one is suppressed -> 51/101."""
+    _, gt, meta = _toy_gt(tmp_path)
+    b2 = copy.deepcopy(gt['annotations'][1])
+    b2['id'] = 13
+    k = np.array(b2['keypoints'], float).reshape(6, 3)
+    k[3:, 0] += 12.
+    b2['keypoints'] = k.reshape(-1).tolist()
+    b2['bbox'][0] += 12.
+    gt['annotations'].append(b2)
+    path = tmp_path / 'two_skirts.json'
+    path.write_text(json.dumps(gt))
+    preds = []
+    for g in (_gt_keypoints(gt, 12), k):
+        p = g[:, :2].copy()
+        p[:3] = [[-300., 500.], [400., -200.], [0., 0.]]
+        preds.append(p)
+    scores = [[.9, .9, .9, 1, 1, 1], [.9, .9, .9, .8, .8, .8]]
+    prefix = str(tmp_path / 'out')
+    out = _strip(
+        _evaluate(
+            MultiCategoryCocoMetric(
+                ann_file=str(path), category_keypoints=LAYOUT,
+                score_mode='keypoint', nms_mode='oks_nms', nms_thr=0.5,
+                outfile_prefix=prefix), [_sample(1, preds, scores, [2, 2])],
+            meta))
+    assert len(load_json(prefix + '.keypoints.json')) == 2
+    assert out['AP_long_skirt'] == pytest.approx(1.0)
+
+
+def test_nan_outside_the_category_range_is_ignored(tmp_path):
+    """Non-finite values outside the predicted category's range do not drop
+    the detection (they are never compared); inside it they do."""
+    ann_file, gt, meta = _toy_gt(tmp_path)
+    samples = _perfect(gt)
+    inst = samples[0]['pred_instances']  # A (category 1), B (category 2)
+    inst['keypoints'][0, 4] = np.nan
+    inst['keypoint_scores'][1, 0] = np.inf
+    metric = dict(ann_file=ann_file, category_keypoints=LAYOUT)
+    out = _strip(_evaluate(MultiCategoryCocoMetric(**metric), samples, meta))
+    assert (out['AP'], out['AR']) == pytest.approx((1.0, 1.0))
+    inst['keypoints'][1, 4] = np.nan  # inside B's range: B is not detected
+    out = _strip(_evaluate(MultiCategoryCocoMetric(**metric), samples, meta))
+    assert out['AP_top'] == pytest.approx(1.0)
+    assert out['AP_long_skirt'] == 0.0

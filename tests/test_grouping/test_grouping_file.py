@@ -148,3 +148,66 @@ def test_undecodable_pairs():
     hm = [0, 1, 0, 1]  # pairs (0,2), (1,3)
     assert undecodable_pairs(reg, hm, ranges) == []
     assert undecodable_pairs(reg, [0, 0, 1, 2], ranges) == [(0, 1)]
+
+
+# ---------------------------------------------------------------------------
+# hostile files (issue 16)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('field', ['reg_group', 'hm_group'])
+@pytest.mark.parametrize('index', [5, 2**40])
+def test_group_index_bounded_before_allocation(tmp_path, field, index):
+    """An index >= K cannot be valid (K keypoints, at most K non-empty
+    groups): refused by name, before an array of index + 1 entries is
+    allocated (2**40 used to raise MemoryError)."""
+    group = [0, 1, 0, 2, 1]
+    group[3] = index
+    with pytest.raises(ValueError,
+                       match=rf'{field}\[3\] = {index} is out of range: 5 '
+                       r'keypoints .* \[0, 4\]'):
+        load_grouping(write(tmp_path, good(**{field: group}, counts=None)))
+
+
+def test_largest_valid_index_is_accepted():
+    g = load_grouping(good(reg_group=[4, 3, 2, 1, 0], counts=None))
+    assert g['counts']['reg'] == [1, 1, 1, 1, 1]
+
+
+def test_non_utf8_file_names_the_path(tmp_path):
+    path = tmp_path / 'latin1.json'
+    text = json.dumps(good(source='caf\u00e9'), ensure_ascii=False)
+    path.write_bytes(text.encode('latin-1'))
+    with pytest.raises(ValueError,
+                       match=r"grouping file '.*latin1\.json' is not UTF-8"):
+        load_grouping(str(path))
+    # the same text as UTF-8 loads
+    path.write_bytes(text.encode('utf-8'))
+    assert load_grouping(str(path))['source'] == 'caf\u00e9'
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    text = json.dumps(good())[:-1] + ', "hm_group": [0, 0, 0, 0, 0]}'
+    path = tmp_path / 'dup.json'
+    path.write_text(text)
+    with pytest.raises(ValueError,
+                       match=r"dup\.json' repeats the key 'hm_group'"):
+        load_grouping(str(path))
+    # also inside nested objects
+    path.write_text(
+        json.dumps(good())[:-1] + ', "meta": {"a": 1, "a": 2}}')
+    with pytest.raises(ValueError, match="repeats the key 'a'"):
+        load_grouping(str(path))
+
+
+@pytest.mark.parametrize('depth', [40, 100000])
+def test_absurd_nesting_is_refused(tmp_path, depth):
+    path = tmp_path / 'deep.json'
+    path.write_text(
+        json.dumps(good())[:-1] + ', "meta": {"x": ' + '[' * depth +
+        ']' * depth + '}}')
+    with pytest.raises(ValueError, match=r"deep\.json' is nested too deeply"):
+        load_grouping(str(path))
+    # the nesting the format itself uses is fine
+    path.write_text(
+        json.dumps(good(meta=dict(pairs=dict(reg=[[0, 2], [1, 4]])))))
+    assert load_grouping(str(path))['meta']['pairs']['reg'] == [[0, 2],
+                                                                [1, 4]]
