@@ -112,6 +112,43 @@ def sample_to_json(sample: PoseDataSample) -> List[Dict]:
     return out
 
 
+def make_visualizer(model):
+    """mmpose's visualiser of ``model.cfg`` (default ``PoseLocalVisualizer``)
+    without saving backends, set to the model's dataset meta."""
+    from mmpose.registry import VISUALIZERS
+    vis_cfg = model.cfg.get('visualizer') or dict(
+        type='PoseLocalVisualizer', name='visualizer')
+    vis_cfg = dict(vis_cfg, save_dir=None)
+    vis_cfg.pop('vis_backends', None)
+    visualizer = VISUALIZERS.build(vis_cfg)
+    visualizer.set_dataset_meta(model.dataset_meta)
+    return visualizer
+
+
+def write_outputs(path: str, sample: PoseDataSample, out_dir: str,
+                  extra: dict, visualizer=None, kpt_thr: float = 0.3,
+                  draw_bbox: bool = True) -> str:
+    """Write ``out_dir/predictions/<stem>.json`` (``extra`` plus ``image``
+    and ``instances`` = :func:`sample_to_json`) and, with a ``visualizer``,
+    the drawn predictions ``out_dir/vis/<image name>``. Returns the JSON
+    path."""
+    stem = osp.splitext(osp.basename(path))[0]
+    os.makedirs(osp.join(out_dir, 'predictions'), exist_ok=True)
+    json_path = osp.join(out_dir, 'predictions', stem + '.json')
+    with open(json_path, 'w') as f:
+        json.dump(dict(extra, image=path, instances=sample_to_json(sample)),
+                  f)
+    if visualizer is not None:
+        os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
+        img = mmcv.imread(path, channel_order='rgb')
+        visualizer.add_datasample(
+            stem, img, data_sample=sample, draw_gt=False,
+            draw_bbox=draw_bbox and 'bboxes' in sample.pred_instances,
+            kpt_thr=kpt_thr, show=False,
+            out_file=osp.join(out_dir, 'vis', osp.basename(path)))
+    return json_path
+
+
 def run_image_demo(config: str,
                    checkpoint: Optional[str],
                    inputs: str,
@@ -126,39 +163,20 @@ def run_image_demo(config: str,
     predictions) and ``out_dir/predictions/<stem>.json``
     (:func:`sample_to_json`). Returns {image path: JSON path}."""
     from mmpose.apis import init_model
-    from mmpose.registry import VISUALIZERS
     images = list_images(inputs)
     model = init_model(config, checkpoint, device=device,
                        cfg_options=cfg_options)
-    vis_cfg = model.cfg.get('visualizer') or dict(
-        type='PoseLocalVisualizer', name='visualizer')
-    vis_cfg = dict(vis_cfg, save_dir=None)
-    vis_cfg.pop('vis_backends', None)
-    visualizer = VISUALIZERS.build(vis_cfg)
-    visualizer.set_dataset_meta(model.dataset_meta)
-    vis_dir = osp.join(out_dir, 'vis')
-    pred_dir = osp.join(out_dir, 'predictions')
-    os.makedirs(vis_dir, exist_ok=True)
-    os.makedirs(pred_dir, exist_ok=True)
+    visualizer = make_visualizer(model)
     written = {}
     for path in images:
         sample = predict_image(model, path, score_thr=score_thr)
-        stem = osp.splitext(osp.basename(path))[0]
-        json_path = osp.join(pred_dir, stem + '.json')
-        with open(json_path, 'w') as f:
-            json.dump(dict(image=path, config=config, checkpoint=checkpoint,
-                           instances=sample_to_json(sample)), f)
-        img = mmcv.imread(path, channel_order='rgb')
-        visualizer.add_datasample(
-            stem, img, data_sample=sample, draw_gt=False,
-            draw_bbox=draw_bbox and 'bboxes' in sample.pred_instances,
-            kpt_thr=kpt_thr, show=False,
-            out_file=osp.join(vis_dir, osp.basename(path)))
-        written[path] = json_path
+        written[path] = write_outputs(
+            path, sample, out_dir, dict(config=config, checkpoint=checkpoint),
+            visualizer, kpt_thr=kpt_thr, draw_bbox=draw_bbox)
     return written
 
 
 __all__: Sequence[str] = [
     'list_images', 'is_bottomup', 'instance_scores', 'predict_image',
-    'sample_to_json', 'run_image_demo'
+    'sample_to_json', 'make_visualizer', 'write_outputs', 'run_image_demo'
 ]
