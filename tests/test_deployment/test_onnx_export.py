@@ -26,6 +26,9 @@ CFG = osp.join(REPO_ROOT, 'configs')
 FAMILIES = {
     'grouped_centernet': 'centernet_grouping/toy_fashion/'
     'cn-pose-reg7-hm14_dla34-tiny_1xb16-80e_toy-fashion-128x128.py',
+    'dcn_centernet': ('centernet_grouping/toy_fashion/'
+                      'cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py',
+                      {'model.neck.conv_type': 'dcn'}),
     'poseur': 'poseur/toy_persons/'
     'poseur_res18-tiny_1xb16-40e_toy-persons-128x96.py',
     'swahr': 'swahr/toy_persons/'
@@ -40,10 +43,21 @@ FAMILIES = {
 INPUT_SCALE = 1000.0
 
 
-def _model(rel):
+def _model(spec):
+    """Model of a config path (relative to configs/) or of a (path,
+    cfg_options) pair, random weights."""
     from mmpose.apis import init_model
+    rel, options = spec if isinstance(spec, tuple) else (spec, None)
     torch.manual_seed(0)
-    return init_model(osp.join(CFG, rel), None, device='cpu')
+    model = init_model(osp.join(CFG, rel), None, device='cpu',
+                       cfg_options=options)
+    if options and 'model.neck.conv_type' in options:
+        # the deformable convolutions' offset layers start at zero: give
+        # them weights so the export covers real deformation
+        for name, p in model.named_parameters():
+            if 'conv_offset_mask' in name:
+                torch.nn.init.normal_(p, std=0.05)
+    return model
 
 
 def _image():
