@@ -1,6 +1,9 @@
 # Two entry points, each doing all set-up first (idempotent):
-#   make demo   generate the toy persons dataset, train and evaluate the
-#               soft-argmax model with mmpose's stock tools, print coco/AP
+#   make demo   generate the toy persons dataset, train a ResNet-18 heatmap
+#               model and fine-tune it with the soft-argmax head through
+#               mmpose's stock tools, print coco/AP
+# Every demo is one recipe of tools/demo/run_demo.py (mmkp_ext/demo/);
+# smoke run: make demo-swahr DEMO_ARGS="--num-images 40 --epochs 1"
 #   make test   run the test suite (TEST_WORKERS=2 parallel workers)
 #   make demo-centernet   grouped CenterNet on toy fashion data
 #   make demo-swahr   bottom-up HigherHRNet with and without SWAHR on toy persons
@@ -18,31 +21,31 @@ deps:
 	PYTHON=$(PYTHON) bash tools/install_deps.sh
 
 demo: deps
-	$(PY) tools/run_demo.py
+	$(PY) tools/demo/run_demo.py softargmax $(DEMO_ARGS)
 
 # Grouped CenterNet on toy fashion data: train, then per-category AP with
 # rescored and nearest decoding.
 demo-centernet: deps
-	$(PY) tools/run_demo_centernet.py
+	$(PY) tools/demo/run_demo.py centernet $(DEMO_ARGS)
 
 # Tiny Poseur on toy persons: train with stock train.py, test.py, coco/AP.
 demo-poseur: deps
-	$(PY) tools/run_demo_poseur.py
+	$(PY) tools/demo/run_demo.py poseur $(DEMO_ARGS)
 
 # HRNet++ on toy persons: heatmap model, soft-argmax fine-tune, their
 # ensemble and ensemble + TTA, each tested with stock test.py (coco/AP).
 demo-hrnetpp: deps
-	$(PY) tools/run_demo_hrnetpp.py
+	$(PY) tools/demo/run_demo.py hrnetpp $(DEMO_ARGS)
 
 # Soft-gated hourglass on toy persons: stock train.py, test.py (coco/AP),
 # histogram of the learned gates.
 demo-softgated: deps
-	$(PY) tools/run_demo_softgated.py
+	$(PY) tools/demo/run_demo.py softgated $(DEMO_ARGS)
 
 # Bottom-up HigherHRNet and SWAHR on toy persons: stock train.py / test.py,
 # coco/AP of both (same data, schedule, seed).
 demo-swahr: deps
-	$(PY) tools/run_demo_swahr.py
+	$(PY) tools/demo/run_demo.py swahr $(DEMO_ARGS)
 
 # One pytest-xdist worker per core (tests/conftest.py gives each worker and
 # its training subprocesses one thread); a test file stays on one worker.

@@ -1,4 +1,10 @@
+import os.path as osp
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+STARTUP_PTH = 'mmkp_ext_startup.pth'
 
 
 def read_requirements(path):
@@ -6,6 +12,24 @@ def read_requirements(path):
         return [
             line.strip() for line in f
             if line.strip() and not line.startswith(('#', '-'))
+        ]
+
+
+class BuildPyWithStartupHook(build_py):
+    """Also put ``mmkp_ext_startup.pth`` at the top of the built tree, so a
+    wheel installs it into site-packages beside ``mmkp_ext_startup.py``
+    (see that module: it lets mmpose's own APIs import on mmcv-lite).
+    Editable installs get the file from tools/install_deps.sh."""
+
+    def run(self):
+        super().run()
+        if not self.dry_run:
+            shutil.copy(osp.join(osp.dirname(osp.abspath(__file__)),
+                                 STARTUP_PTH), self.build_lib)
+
+    def get_outputs(self, *args, **kwargs):
+        return super().get_outputs(*args, **kwargs) + [
+            osp.join(self.build_lib, STARTUP_PTH)
         ]
 
 
@@ -18,6 +42,8 @@ setup(
     version=version['__version__'],
     description='Keypoint detection methods as an MMPose 1.x plugin',
     packages=find_packages(include=['mmkp_ext', 'mmkp_ext.*']),
+    py_modules=['mmkp_ext_startup'],
+    cmdclass={'build_py': BuildPyWithStartupHook},
     include_package_data=True,
     package_data={'mmkp_ext': ['datasets/metainfo/*.py']},
     python_requires='>=3.8',

@@ -9,6 +9,7 @@ from . import compat
 
 compat.apply_all()
 
+from . import apis  # noqa: E402,F401
 from . import codecs  # noqa: E402,F401
 from . import converters  # noqa: E402,F401
 from . import datasets  # noqa: E402,F401

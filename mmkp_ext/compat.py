@@ -506,6 +506,101 @@ def patch_visualizer_radius(needed: bool) -> None:
               'mmpose OpenCV visualiser gets scalar circle radii.')
 
 
+def init_model_needs_backbone_guard() -> bool:
+    """Whether ``mmpose.apis.init_model`` reads ``config.model.backbone``
+    unguarded (mmpose 1.3.2: ``'init_cfg' in config.model.backbone``), which
+    fails for estimators without a backbone such as
+    ``EnsemblePoseEstimator``."""
+    import inspect
+
+    from mmpose.apis import inference
+    try:
+        src = inspect.getsource(inference.init_model)
+    except (OSError, TypeError):
+        return False
+    return "'init_cfg' in config.model.backbone" in src
+
+
+def patch_init_model_without_backbone(needed: bool) -> None:
+    """Let ``mmpose.apis.init_model`` build models whose config has no
+    ``model.backbone`` (ensembles): for those it passes an empty
+    ``cfg_options``, which takes mmpose's other branch and skips only the
+    backbone ``init_cfg`` reset. Configs with a backbone are untouched."""
+    if not needed or _APPLIED.get('init_model_backbone'):
+        return
+    import mmpose.apis
+    from mmengine.config import Config
+    from mmpose.apis import inference
+
+    original = inference.init_model
+
+    @functools.wraps(original)
+    def init_model(config, checkpoint=None, device='cuda:0',
+                   cfg_options=None):
+        if isinstance(config, str) or hasattr(config, '__fspath__'):
+            config = Config.fromfile(str(config))
+        if (cfg_options is None and isinstance(config, Config)
+                and 'backbone' not in config.get('model', {})):
+            cfg_options = {}
+        return original(config, checkpoint, device, cfg_options)
+
+    init_model.__wrapped_by_mmkp_ext__ = True
+    inference.init_model = init_model
+    mmpose.apis.init_model = init_model
+    _APPLIED['init_model_backbone'] = True
+    _log_once('init_model_backbone', 'mmpose.apis.init_model accepts '
+              'configs without model.backbone (ensembles).')
+
+
+def mmdet_inferencer_error() -> Optional[str]:
+    """Why mmpose's inferencers cannot use MMDetection here, or ``None`` when
+    they can (``mmdet.apis.det_inferencer`` imports)."""
+    from mmpose.apis.inferencers import base_mmpose_inferencer as bmi
+    if getattr(bmi, 'has_mmdet', False):
+        return None
+    try:
+        importlib.import_module('mmdet.apis.det_inferencer')
+    except Exception as err:  # the reason mmpose swallowed
+        return f'{type(err).__name__}: {err}'
+    return None
+
+
+def explain_missing_mmdet(error: Optional[str]) -> None:
+    """Where mmpose's inferencers cannot build a person detector, replace
+    mmpose's message ("MMDetection (v3.0.0 or above) is required", shown
+    even with mmdet installed) by the real import error and the settings
+    that work. Nothing changes where the detector can be built."""
+    if error is None or _APPLIED.get('mmdet_message'):
+        return
+    from mmpose.apis.inferencers import base_mmpose_inferencer as bmi
+    original = bmi.BaseMMPoseInferencer._init_detector
+
+    if 'mmcv._ext' in error or 'mmcv.ops' in error:
+        why = ('MMDetection is installed but its detectors need mmcv\'s '
+               f'compiled ops, which this mmcv lacks ({error}). Install a '
+               'full mmcv<2.2.0 built for your torch to use a detector')
+    else:
+        why = f'MMDetection cannot be imported ({error})'
+
+    @functools.wraps(original)
+    def _init_detector(self, det_model=None, *args, **kwargs):
+        try:
+            return original(self, det_model, *args, **kwargs)
+        except RuntimeError as err:
+            if 'MMDetection' not in str(err):
+                raise
+            raise RuntimeError(
+                f'{why}. Without a detector, run the top-down model on the '
+                "whole image (MMPoseInferencer(..., det_model='whole_image'))"
+                ' or give person boxes yourself (mmpose.apis.'
+                'inference_topdown(model, img, bboxes)); bottom-up models '
+                'need no detector.') from err
+
+    bmi.BaseMMPoseInferencer._init_detector = _init_detector
+    _APPLIED['mmdet_message'] = True
+    _STATUS['mmdet_error'] = error
+
+
 def apply_all() -> None:
     """Apply every fix the installed stack needs (idempotent)."""
     import_mmpose_models(mmcv_status())
@@ -513,6 +608,8 @@ def apply_all() -> None:
     allow_mmengine_checkpoints(torch_load_defaults_to_weights_only())
     patch_cpu_distributed(accelerator_available())
     patch_visualizer_radius(numpy_refuses_size1_array_to_int())
+    patch_init_model_without_backbone(init_model_needs_backbone_guard())
+    explain_missing_mmdet(mmdet_inferencer_error())
 
 
 def status() -> Dict[str, object]:

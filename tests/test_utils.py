@@ -1,4 +1,4 @@
-"""mmkp_ext.utils: the metric parser shared by tools/run_demo.py and the
+"""mmkp_ext.utils: the metric parser shared by tools/demo/run_demo.py and the
 tests, and the locator of mmpose's stock scripts."""
 import os.path as osp
 import sys

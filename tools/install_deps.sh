@@ -185,7 +185,13 @@ if ! "$PYTHON" -c 'import xtcocotools._mask' >/dev/null 2>&1; then
 fi
 say "mmkp_ext (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e .
+# An editable install does not carry the start-up hook's .pth (a wheel
+# does): copy it into site-packages (see mmkp_ext_startup.py).
+say "start-up hook: mmkp_ext_startup.pth (mmpose's own APIs import on mmcv-lite)"
+"$PYTHON" -c 'import shutil, sysconfig; shutil.copy("mmkp_ext_startup.pth", sysconfig.get_paths()["purelib"])'
 
+"$PYTHON" -c 'from mmpose.apis import init_model, inference_topdown' \
+  || die "mmpose.apis does not import without importing mmkp_ext first (start-up hook mmkp_ext_startup.pth not active?)"
 "$PYTHON" -c 'import mmkp_ext, mmpose.models, mmpose.visualization, xtcocotools._mask; print("[install] ok: mmkp_ext", mmkp_ext.__version__)'
 mkdir -p "$ROOT/.install_stamps"
 echo "$HASH $PYTHON" > "$STAMP"

@@ -307,6 +307,10 @@ class SoftArgmaxHead(BaseHead):
             in_channels = out_ch
         return nn.Sequential(*layers)
 
+    #: What ONNX export takes as the network output (mmkp_ext.deployment):
+    #: ``predict`` scores keypoints from the heatmaps, not from ``forward``.
+    onnx_network_method = 'forward_heatmaps'
+
     @property
     def default_init_cfg(self) -> list:
         """Same initialisation as mmpose's ``HeatmapHead``: small normal

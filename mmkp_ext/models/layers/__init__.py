@@ -5,3 +5,6 @@ are what is registered into mmpose's ``MODELS``.
 """
 from .poseur_deform_attn import EMSDeformAttn, MSDeformAttn  # noqa: F401
 from .soft_gated_block import GATE_MODES, SoftGatedBlock  # noqa: F401
+from .modulated_deform_conv import (  # noqa: F401
+    ModulatedDeformConv2dPure, available_backends, modulated_deform_conv2d,
+    modulated_deform_conv2d_pure)

@@ -30,8 +30,12 @@ outputs of the levels ``first_level..last_level - 1`` onto level
 Module names follow CenterNet's (``dla_up.ida_{i}.{proj,up,node}_{k}``,
 ``ida_up.*``; each conv block ``.conv`` + ``.actf.0`` norm), so the norm
 statistics and the 3x3 kernels of a CenterNet DCN checkpoint have the same
-names and shapes; its ``conv.bias`` and ``conv_offset_mask`` tensors have no
-counterpart here.
+names and shapes. With ``conv_type='dcn'`` every block is CenterNet's
+``DeformConv`` instead: a modulated deformable 3x3 convolution with bias
+(:class:`~mmkp_ext.models.layers.ModulatedDeformConv2dPure`, parameters
+``conv.weight``, ``conv.bias``, ``conv.conv_offset_mask.*``) + norm + ReLU,
+so the authors' ``multi_pose`` DLA-34 checkpoints load key for key
+(``tools/convert_centernet_checkpoint.py``).
 """
 import copy
 import math
@@ -47,10 +51,14 @@ from torch import Tensor, nn
 from mmpose.registry import MODELS
 from mmpose.utils.typing import ConfigType, OptMultiConfig
 
+from ..layers.modulated_deform_conv import ModulatedDeformConv2dPure
+
 __all__ = ['DLAUpNeck', 'bilinear_upsample_kernel']
 
 #: Upsampling layers understood by :class:`DLAUpNeck`.
 UPSAMPLE_MODES = ('deconv', 'bilinear')
+#: Convolution blocks understood by :class:`DLAUpNeck`.
+CONV_TYPES = ('conv', 'dcn')
 
 
 def bilinear_upsample_kernel(kernel_size: int) -> Tensor:
@@ -89,6 +97,22 @@ class _ConvNormReLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.actf(self.conv(x))
+
+
+class _DeformConvNormReLU(_ConvNormReLU):
+    """CenterNet's ``DeformConv``: modulated deformable 3x3 convolution
+    (with bias, offsets predicted by ``conv.conv_offset_mask``) -> norm ->
+    ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: ConfigType):
+        super().__init__(in_channels, out_channels, norm_cfg)
+        self.conv = ModulatedDeformConv2dPure(
+            in_channels, out_channels, 3, padding=1, bias=True)
+
+
+def _conv_block(conv_type: str):
+    return _DeformConvNormReLU if conv_type == 'dcn' else _ConvNormReLU
 
 
 class _Interpolate(nn.Module):
@@ -138,26 +162,28 @@ class IDAUp(nn.Module):
             first (``up_factors[0] == 1``).
         norm_cfg (dict): Normalisation layer config.
         upsample (str): ``'deconv'`` or ``'bilinear'``.
+        conv_type (str): ``'conv'`` (plain 3x3) or ``'dcn'`` (CenterNet's
+            ``DeformConv``) for the projections and nodes.
     """
 
     def __init__(self, out_channels: int, in_channels: Sequence[int],
                  up_factors: Sequence[int], norm_cfg: ConfigType,
-                 upsample: str):
+                 upsample: str, conv_type: str = 'conv'):
         super().__init__()
+        block = _conv_block(conv_type)
         self.num_inputs = len(in_channels)
         self.has_proj_0 = in_channels[0] != out_channels
         if self.has_proj_0:
-            self.proj_0 = _ConvNormReLU(in_channels[0], out_channels, norm_cfg)
+            self.proj_0 = block(in_channels[0], out_channels, norm_cfg)
         for k in range(1, self.num_inputs):
             self.add_module(
                 f'proj_{k}',
-                _ConvNormReLU(in_channels[k], out_channels, norm_cfg))
+                block(in_channels[k], out_channels, norm_cfg))
             self.add_module(
                 f'up_{k}',
                 _make_upsample(out_channels, int(up_factors[k]), upsample))
-            self.add_module(
-                f'node_{k}', _ConvNormReLU(out_channels, out_channels,
-                                           norm_cfg))
+            self.add_module(f'node_{k}',
+                            block(out_channels, out_channels, norm_cfg))
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         """``feats[k]``: ``(B, in_channels[k], H / u_k, W / u_k)``. Returns
@@ -183,10 +209,11 @@ class DLAUp(nn.Module):
             first; consecutive levels differ by a factor 2 in size.
         norm_cfg (dict): Normalisation layer config.
         upsample (str): ``'deconv'`` or ``'bilinear'``.
+        conv_type (str): ``'conv'`` or ``'dcn'`` (see :class:`IDAUp`).
     """
 
     def __init__(self, channels: Sequence[int], norm_cfg: ConfigType,
-                 upsample: str):
+                 upsample: str, conv_type: str = 'conv'):
         super().__init__()
         n = len(channels)
         self.num_levels = n
@@ -200,7 +227,7 @@ class DLAUp(nn.Module):
                 f'ida_{i}',
                 IDAUp(channels[j], cur_channels[j:],
                       [s // cur_scales[j] for s in cur_scales[j:]], norm_cfg,
-                      upsample))
+                      upsample, conv_type))
             # Stage i leaves levels j+1.. at level j's size and channels.
             for k in range(j + 1, n):
                 cur_channels[k] = channels[j]
@@ -253,6 +280,10 @@ class DLAUpNeck(BaseModule):
             transposed convolutions initialised to bilinear interpolation,
             see :func:`bilinear_upsample_kernel`) or ``'bilinear'`` (fixed
             interpolation, no parameters).
+        conv_type (str): ``'conv'`` (default: plain Conv3x3 + norm + ReLU,
+            as the grouped-CenterNet paper trains) or ``'dcn'`` (CenterNet's
+            ``pose_dla_dcn.py``: modulated deformable convolutions, the
+            layout of the authors' published ``multi_pose`` models).
         init_cfg (dict | list, optional): Initialisation config. ``None``
             keeps PyTorch's default convolution initialisation (the same
             ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` as CenterNet's DCN
@@ -272,6 +303,7 @@ class DLAUpNeck(BaseModule):
                  out_channels: int = 64,
                  norm_cfg: ConfigType = dict(type='BN'),
                  upsample: str = 'deconv',
+                 conv_type: str = 'conv',
                  init_cfg: OptMultiConfig = None):
         super().__init__(init_cfg)
         if (isinstance(in_channels,
@@ -296,6 +328,9 @@ class DLAUpNeck(BaseModule):
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, '
                              f'got {upsample!r}')
+        if conv_type not in CONV_TYPES:
+            raise ValueError(f'conv_type must be one of {CONV_TYPES}, got '
+                             f'{conv_type!r}')
         if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
             raise TypeError(
                 f'norm_cfg must be a dict with a "type", got {norm_cfg!r}')
@@ -306,13 +341,14 @@ class DLAUpNeck(BaseModule):
         self.last_level = int(last_level)
         self.out_channels = out_channels
         self.upsample = upsample
+        self.conv_type = conv_type
 
         used = in_channels[first_level:]
-        self.dla_up = DLAUp(used, norm_cfg, upsample)
+        self.dla_up = DLAUp(used, norm_cfg, upsample, conv_type)
         num_final = last_level - first_level
         self.ida_up = IDAUp(out_channels, used[:num_final],
                             [2**k for k in range(num_final)], norm_cfg,
-                            upsample)
+                            upsample, conv_type)
 
     def _check_inputs(self, inputs) -> None:
         if not isinstance(inputs, (tuple, list)):

@@ -132,6 +132,9 @@ class EnsemblePoseEstimator(TopdownTTAMixin, BaseModel):
             ``output_keypoint_indices`` (as in mmpose).
         init_cfg (dict, optional): Unused (members are initialised from
             their checkpoints); kept for mmengine's interface.
+        train_cfg (dict, optional): Must be ``None`` or empty: an ensemble
+            is test-only. Accepted because ``mmpose.apis.init_model`` sets
+            ``model.train_cfg = None`` on every config.
 
     Predictions: ``keypoints`` = sum_i w_i * keypoints_i, ``keypoint_scores``
     = sum_i w_i * scores_i, per keypoint, in crop pixels, then mapped to the
@@ -142,7 +145,11 @@ class EnsemblePoseEstimator(TopdownTTAMixin, BaseModel):
                  members: Sequence[dict],
                  data_preprocessor: Optional[ConfigType] = None,
                  test_cfg: Optional[ConfigType] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 train_cfg: Optional[ConfigType] = None):
+        if train_cfg:
+            raise ValueError('EnsemblePoseEstimator is test-only; train its '
+                             f'members instead (got train_cfg={train_cfg!r})')
         if not isinstance(members, (list, tuple)) or not members:
             raise ValueError('members must be a non-empty list of member '
                              f'dicts, got {members!r}')
