@@ -176,7 +176,7 @@ def test_ablations_differ_from_the_baseline_by_one_change():
 
 def test_aic_pretraining_and_coco_initialisation_from_it():
     aic = _cfg('td-hm_hrnetpp-w48_8xb32-150e_aic-384x288.py')
-    assert aic.train_dataloader.dataset.type == 'AicDataset'
+    assert aic.train_dataloader.dataset.type == 'CheckedAicDataset'
     assert aic.val_dataloader.dataset.bbox_file is None  # GT boxes
     assert aic.val_evaluator.use_area is False
     # The COCO HRNet++-W48 model with a 14-keypoint head (so it is built

@@ -83,7 +83,7 @@ def test_config_builds_and_agrees(path):
     resize = cfg.val_dataloader.dataset.pipeline[1]
     assert tuple(resize['input_size']) == (w, h)
     assert resize['resize_mode'] == 'fit'  # input stays (w, h)
-    assert cfg.val_evaluator.type == 'CocoMetric'
+    assert cfg.val_evaluator.type == 'GuardedCocoMetric'
     assert cfg.val_evaluator.nms_mode == 'none'
     with DefaultScope.overwrite_default_scope('mmpose'), \
             warnings.catch_warnings():

@@ -2,7 +2,7 @@
 # images in data/coco/{train,val}2017/), bottom-up: whole images, one per
 # batch at test time; OKS AP ranked by the instance (box / centre) score,
 # no OKS-NMS. Method configs set the training batch size.
-dataset_type = 'CocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_mode = 'bottomup'
 data_root = 'data/coco/'
 
@@ -35,7 +35,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric',
+    type='GuardedCocoMetric',
     ann_file=data_root + 'annotations/person_keypoints_val2017.json',
     score_mode='bbox',
     nms_mode='none')

@@ -2,7 +2,7 @@
 # images in data/mpii/images/), top-down on the annotated person boxes;
 # PCKh@0.5 with mmpose's MpiiPCKAccuracy (needs the head boxes
 # annotations/mpii_gt_val.mat), logged as 'PCK'.
-dataset_type = 'MpiiDataset'
+dataset_type = 'CheckedMpiiDataset'
 data_mode = 'topdown'
 data_root = 'data/mpii/'
 

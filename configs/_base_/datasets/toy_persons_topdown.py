@@ -1,7 +1,7 @@
 # Generated toy persons (python tools/make_toy_dataset.py --kind persons
 # --out data/toy_persons), COCO keypoint layout, top-down on the ground-truth
 # boxes; COCO OKS AP on the val split. Pipelines come from the method config.
-dataset_type = 'CocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_mode = 'topdown'
 data_root = 'data/toy_persons/'
 metainfo = dict(from_file='configs/_base_/datasets/coco.py')
@@ -37,5 +37,5 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + 'annotations/val.json')
+    type='GuardedCocoMetric', ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator

@@ -27,7 +27,7 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='PackPoseInputs')
 ]
-dataset_type = 'AicDataset'
+dataset_type = 'CheckedAicDataset'
 data_root = 'data/aic/'
 train_dataloader = dict(
     batch_size=32,

@@ -16,7 +16,11 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 # and metric types are restated so that every config names them
 # (configs/_base_/README.md).
 default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
-val_evaluator = dict(type='CocoMetric')
+val_evaluator = dict(type='GuardedCocoMetric')
+# Annotation files checked at load (mmkp_ext.datasets.annotation_checks).
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
 max_epochs = 150

@@ -62,10 +62,13 @@ model = dict(
         decoder=codec),
     test_cfg=dict(flip_test=True, shift_coords=True))
 
-train_dataloader = dict(batch_size=32, num_workers=4)
+train_dataloader = dict(
+    batch_size=32, num_workers=4, dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader
 
 # Instance score = box + mean + max keypoint score (the official code's
 # rescoring). The paper's box * mean keypoint score (eq. 5) is
 # dict(score_mode='bbox_keypoint', keypoint_score_thr=0.0).
-val_evaluator = dict(type='CocoMetric', score_mode='bbox_rle')
+val_evaluator = dict(type='GuardedCocoMetric', score_mode='bbox_rle')
 test_evaluator = val_evaluator

@@ -12,7 +12,7 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 # and metric types are restated so that every config names them
 # (configs/_base_/README.md).
 default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
-val_evaluator = dict(type='CocoMetric')
+val_evaluator = dict(type='GuardedCocoMetric')
 test_evaluator = val_evaluator
 
 codec = dict(
@@ -55,6 +55,8 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='PackPoseInputs')
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+train_dataloader = dict(
+    dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type='CheckedCocoDataset', pipeline=val_pipeline))
 test_dataloader = val_dataloader

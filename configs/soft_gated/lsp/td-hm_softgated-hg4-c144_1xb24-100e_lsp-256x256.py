@@ -33,7 +33,7 @@ model = dict(
     backbone=dict(num_keypoints=num_joints),
     head=dict(in_channels=num_joints, out_channels=num_joints))
 
-dataset_type = 'CocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/lsp/'
 metainfo = dict(from_file='mmkp_ext/datasets/metainfo/lsp.py')
 

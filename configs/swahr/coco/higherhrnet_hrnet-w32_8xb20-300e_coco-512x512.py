@@ -24,7 +24,7 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 # and metric types are restated so that every config names them
 # (configs/_base_/README.md).
 default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
-val_evaluator = dict(type='CocoMetric')
+val_evaluator = dict(type='GuardedCocoMetric')
 test_evaluator = val_evaluator
 
 max_epochs = 300
@@ -129,8 +129,11 @@ val_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=20, num_workers=4, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+    batch_size=20,
+    num_workers=4,
+    dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type='CheckedCocoDataset', pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 # The top-level `codec` replaces mmpose's AE codec instead of merging into it

@@ -24,7 +24,7 @@ codec = dict(
 
 model = dict(head=dict(num_keypoints=14, decoder=dict(codec, _delete_=True)))
 
-dataset_type = 'CrowdPoseDataset'
+dataset_type = 'CheckedCrowdPoseDataset'
 data_root = 'data/crowdpose/'
 
 train_pipeline = [
