@@ -157,19 +157,26 @@ def test_ungrouped_centernet_checkpoint_into_grouped_config(tmp_path):
     assert 'tools/init_grouped_head.py' in msg
 
 
-def test_tta_and_ensemble_estimators_refuse(tmp_path):
+@pytest.mark.parametrize('name,owner,key', [
+    ('td-sa-tta_hrnetpp-w16-tiny_1xb16-6e_toy-persons-128x96',
+     'TopdownTTAPoseEstimator', 'backbone.conv1.weight'),
+    ('td-ensemble-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96',
+     'EnsemblePoseEstimator', 'members.0.backbone.conv1.weight'),
+])
+def test_tta_and_ensemble_estimators_refuse(name, owner, key, tmp_path):
+    """Whole-model check of our estimators: a mismatch outside any head
+    (the backbone's stem) is refused too."""
     cfg = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs/hrnetpp/toy_persons/'
-                 'td-sa-tta_hrnetpp-w16-tiny_1xb16-6e_toy-persons-128x96.py'))
+        osp.join(REPO_ROOT, f'configs/hrnetpp/toy_persons/{name}.py'))
     model = _build(cfg.model)
     sd = model.state_dict()
-    sd['backbone.conv1.weight'] = torch.zeros(3, 3, 3, 3)  # not the head
+    sd[key] = torch.zeros(3, 3, 3, 3)
     path = tmp_path / 'x.pth'
     torch.save(dict(state_dict=sd), path)
-    with pytest.raises(CheckpointShapeError,
-                       match=r"TopdownTTAPoseEstimator: .*'backbone\.conv1"
-                       r"\.weight' checkpoint \(3, 3, 3, 3\)"):
+    with pytest.raises(CheckpointShapeError) as e:
         load_checkpoint(model, str(path))
+    assert str(e.value).startswith(f'{owner}: the checkpoint does not fit')
+    assert f"'{key}' checkpoint (3, 3, 3, 3) vs model " in str(e.value)
 
 
 def test_stock_test_py_fails_at_load_with_the_message(tmp_path):
