@@ -191,8 +191,9 @@ def grouped_model_state(config: Union[str, os.PathLike],
     cfg = Config.fromfile(os.fspath(config))
     head = cfg.model.get('head')
     if head is None or head.get('type') != 'CenterNetPoseHead':
+        got = head.get('type') if head is not None else None
         raise ValueError(f'{os.fspath(config)!r}: model.head is not a '
-                         f'CenterNetPoseHead (got {head and head.get("type")})')
+                         f'CenterNetPoseHead (got {got})')
     head['grouping_file'] = os.fspath(grouping)
     head.pop('decoder', None)  # holds no tensors; its grouping may differ
     with DefaultScope.overwrite_default_scope('mmpose'):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.models.heads import PoseurHead, SoftArgmaxHead
