@@ -45,6 +45,14 @@ Fixes:
   wrapped to skip that call (and to use ``gloo`` instead of ``nccl``);
   mmengine's own accelerator branches are never bypassed. The matching model
   wrapper lives in :mod:`mmkp_ext.engine`.
+* **bfloat16 tensors in mmpose's ``to_numpy``**: numpy has no bfloat16, so
+  ``to_numpy`` raises ``TypeError: Got unsupported ScalarType BFloat16`` for
+  the outputs of any model run under ``torch.autocast(dtype=bfloat16)``
+  (mmpose's ``HeatmapHead`` / ``CPMHead`` loss accuracy and decoding, the
+  ``AssociativeEmbedding`` codec). The helper is wrapped so that bfloat16
+  tensors (alone or in a sequence) are converted to float32 first; every
+  other input gives exactly what it gave before, so only a call that raised
+  changes. The wrapper replaces ``to_numpy`` in ``mmpose.*`` modules only.
 
 ``python -m mmkp_ext`` prints :func:`report`: what was found and which
 fixes are active.
@@ -601,6 +609,60 @@ def explain_missing_mmdet(error: Optional[str]) -> None:
     _STATUS['mmdet_error'] = error
 
 
+def numpy_lacks_bfloat16() -> bool:
+    """Whether ``Tensor.numpy()`` refuses bfloat16 tensors (numpy has no
+    bfloat16 dtype; true for every numpy so far)."""
+    import torch
+    try:
+        torch.zeros(1, dtype=torch.bfloat16).numpy()
+    except TypeError:
+        return True
+    return False
+
+
+def _bf16_to_float32(x):
+    """``x`` with bfloat16 tensors (``x`` itself or the items of a list or
+    tuple of tensors) converted to float32; anything else unchanged."""
+    import torch
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.dtype == torch.bfloat16 else x
+    if isinstance(x, (list, tuple)) and any(
+            isinstance(t, torch.Tensor) and t.dtype == torch.bfloat16
+            for t in x):
+        items = [
+            t.float() if isinstance(t, torch.Tensor)
+            and t.dtype == torch.bfloat16 else t for t in x
+        ]
+        return tuple(items) if isinstance(x, tuple) else items
+    return x
+
+
+def patch_to_numpy_bfloat16(needed: bool) -> None:
+    """Let mmpose's ``to_numpy`` accept bfloat16 tensors (float32 result)
+    in the ``mmpose.*`` modules that use it."""
+    if not needed or _APPLIED.get('to_numpy_bfloat16'):
+        return
+    from mmpose.utils import tensor_utils
+    original = tensor_utils.to_numpy
+    if getattr(original, '_mmkp_ext_bf16', False):
+        return
+
+    @functools.wraps(original)
+    def to_numpy(x, *args, **kwargs):
+        return original(_bf16_to_float32(x), *args, **kwargs)
+
+    to_numpy._mmkp_ext_bf16 = True
+    to_numpy._mmkp_ext_original = original
+    # `from ... import to_numpy` bound the function in each mmpose module:
+    # rebind it there (modules imported later read tensor_utils').
+    for name, mod in list(sys.modules.items()):
+        if (name == 'mmpose' or name.startswith('mmpose.')) and \
+                getattr(mod, 'to_numpy', None) is original:
+            mod.to_numpy = to_numpy
+    _log_once('to_numpy_bfloat16', 'numpy has no bfloat16: mmpose to_numpy '
+              'converts bfloat16 tensors to float32 first.')
+
+
 def apply_all() -> None:
     """Apply every fix the installed stack needs (idempotent)."""
     import_mmpose_models(mmcv_status())
@@ -610,6 +672,7 @@ def apply_all() -> None:
     patch_visualizer_radius(numpy_refuses_size1_array_to_int())
     patch_init_model_without_backbone(init_model_needs_backbone_guard())
     explain_missing_mmdet(mmdet_inferencer_error())
+    patch_to_numpy_bfloat16(numpy_lacks_bfloat16())
 
 
 def status() -> Dict[str, object]:

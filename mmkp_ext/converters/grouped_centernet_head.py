@@ -9,7 +9,11 @@ of keypoint ``k`` at ``2k`` / ``2k+1``) and that of the keypoint heatmap
 branch (``<prefix>keypoint_heatmap.2``) ``K`` rows. The grouped head's rows
 are the member means (weights and biases; x and y separately); every other
 tensor is copied unchanged, so the result loads into the grouped model with
-``strict=True``.
+``strict=True``. Given the grouped model's state dict (``model_state``, e.g.
+from :func:`grouped_model_state` of the grouped config), the result is
+checked against it before anything is written: a checkpoint whose other
+tensors do not fit (another backbone width, another head_conv, another
+number of categories) is refused with every difference named.
 """
 import os
 from collections import OrderedDict
@@ -24,7 +28,8 @@ from .checkpoint_file import load_checkpoint_file
 
 __all__ = [
     'LAST_CONVS', 'load_checkpoint_file', 'find_head_prefix',
-    'read_head_rows', 'group_head_state_dict', 'convert_checkpoint'
+    'read_head_rows', 'group_head_state_dict', 'convert_checkpoint',
+    'check_fits_model', 'grouped_model_state'
 ]
 
 #: Branch -> (module path of its last convolution, grouping field, kind).
@@ -127,10 +132,80 @@ def group_head_state_dict(state_dict: Mapping,
     return out
 
 
+#: Differences listed per kind in :func:`check_fits_model` (all counted).
+_MAX_LISTED = 8
+
+
+def _listed(items) -> str:
+    more = len(items) - _MAX_LISTED
+    return ', '.join(items[:_MAX_LISTED]) + (f' and {more} more'
+                                             if more > 0 else '')
+
+
+def check_fits_model(state_dict: Mapping, model_state: Mapping,
+                     source: str = 'the checkpoint') -> None:
+    """Check that ``state_dict`` loads into a model with ``model_state``
+    under ``strict=True``: the same keys and the same tensor shapes.
+
+    Raises:
+        ValueError: naming the tensors of other shapes (both shapes), the
+            keys the model needs but ``state_dict`` lacks, and the keys
+            the model does not have (at most 8 of each listed, all counted).
+    """
+    shapes = [
+        f'{k!r} {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
+        for k, v in state_dict.items()
+        if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)
+    ]
+    missing = [repr(k) for k in model_state if k not in state_dict]
+    extra = [repr(k) for k in state_dict if k not in model_state]
+    problems = []
+    if shapes:
+        problems.append(f'{len(shapes)} tensor(s) of other shapes: '
+                        f'{_listed(shapes)}')
+    if missing:
+        problems.append(f'{len(missing)} tensor(s) of the model missing: '
+                        f'{_listed(missing)}')
+    if extra:
+        problems.append(f'{len(extra)} tensor(s) the model does not have: '
+                        f'{_listed(extra)}')
+    if problems:
+        raise ValueError(
+            f'{source} does not fit the grouped model: ' +
+            '; '.join(problems) + '. It is not an ungrouped checkpoint of '
+            'the same architecture as the grouped config (backbone, '
+            'head_conv, categories); nothing was written')
+
+
+def grouped_model_state(config: Union[str, os.PathLike],
+                        grouping: Union[str, os.PathLike]) -> 'OrderedDict':
+    """State dict (random weights) of the model of ``config`` with its
+    head's ``grouping_file`` set to ``grouping`` (and without its decoder,
+    which holds no tensors): the model the converted checkpoint is for.
+    Weights are not initialised from pretrained files (nothing is
+    downloaded)."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmpose.registry import MODELS
+    cfg = Config.fromfile(os.fspath(config))
+    head = cfg.model.get('head')
+    if head is None or head.get('type') != 'CenterNetPoseHead':
+        got = head.get('type') if head is not None else None
+        raise ValueError(f'{os.fspath(config)!r}: model.head is not a '
+                         f'CenterNetPoseHead (got {got})')
+    head['grouping_file'] = os.fspath(grouping)
+    head.pop('decoder', None)  # holds no tensors; its grouping may differ
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        model = MODELS.build(cfg.model)
+    return model.state_dict()
+
+
 def convert_checkpoint(src: Union[str, os.PathLike],
                        grouping: Union[str, os.PathLike],
                        dst: Union[str, os.PathLike],
-                       prefix: Optional[str] = None) -> dict:
+                       prefix: Optional[str] = None,
+                       model_state: Optional[Mapping] = None) -> dict:
     """Write the grouped-model checkpoint of ``src`` to ``dst``.
 
     The output holds ``state_dict`` and ``meta`` (the source's meta, plus
@@ -138,14 +213,26 @@ def convert_checkpoint(src: Union[str, os.PathLike],
     scheduler and message-hub states are dropped (their shapes belong to
     the ungrouped model), so use it with ``load_from``, not ``--resume``.
 
+    Args:
+        model_state (Mapping, optional): State dict of the grouped model
+            (:func:`grouped_model_state`); when given, the result must fit
+            it exactly (:func:`check_fits_model`) or nothing is written.
+
     Returns:
         dict: summary (``prefix``, ``num_keypoints``, group counts, number
-        of copied tensors).
+        of copied tensors, ``checked``: whether ``model_state`` was given).
+
+    Raises:
+        ValueError: the result does not fit ``model_state`` (or see
+            :func:`group_head_state_dict`).
     """
     ckpt, state = load_checkpoint_file(src)
     prefix = find_head_prefix(state, prefix)
     g = load_grouping(grouping)
     new_state = group_head_state_dict(state, g, prefix)
+    if model_state is not None:
+        check_fits_model(new_state, model_state,
+                         f'checkpoint {os.fspath(src)!r}')
     meta = dict(ckpt.get('meta') or {})
     meta['grouping_init'] = dict(
         source_checkpoint=os.fspath(src),
@@ -163,4 +250,5 @@ def convert_checkpoint(src: Union[str, os.PathLike],
         num_keypoints=g['num_keypoints'],
         num_reg_groups=meta['grouping_init']['num_reg_groups'],
         num_hm_groups=meta['grouping_init']['num_hm_groups'],
-        copied=len(new_state) - 4)
+        copied=len(new_state) - 4,
+        checked=model_state is not None)

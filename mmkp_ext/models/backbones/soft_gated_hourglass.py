@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from mmpose.models.backbones.base_backbone import BaseBackbone
 from mmpose.registry import MODELS
 from ..layers.soft_gated_block import GATE_MODES, SoftGatedBlock
+from ..utils import refuse_mismatched_shapes
 
 __all__ = [
     'SoftGatedHourglass', 'HybridFusion', 'FUSION_MODES', 'soft_gate_values'
@@ -208,6 +209,7 @@ class SoftGatedHourglass(BaseBackbone):
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ]):
         super().__init__(init_cfg=init_cfg)
+        refuse_mismatched_shapes(self)  # its last layers are per keypoint
         for name, value, low in (('num_stacks', num_stacks, 1),
                                  ('channels', channels, 4),
                                  ('depth', depth, 1),

@@ -31,6 +31,7 @@ layout), and decodes with the decoder's ``batch_decode(heatmaps, tags)``
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData, PixelData
@@ -42,6 +43,8 @@ from mmpose.models.heads.base_head import BaseHead
 from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
+
+from ..utils import refuse_mismatched_shapes, sanitize_outputs
 
 __all__ = ['HigherHRNetHead']
 
@@ -122,6 +125,7 @@ class HigherHRNetHead(BaseHead):
                  decoder: OptConfigType = None,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
+        refuse_mismatched_shapes(self)
         self.in_channels = _check_int('in_channels', in_channels, 1)
         self.num_keypoints = K = _check_int('num_keypoints', num_keypoints,
                                             1)
@@ -468,8 +472,21 @@ class HigherHRNetHead(BaseHead):
         w, h = self._decode_size(batch_data_samples)
         heatmaps, tags = self.fuse_outputs(feats, batch_data_samples,
                                            test_cfg, (h, w))
+        # NaN/Inf outputs: warned, zeroed (float32 for the numpy decoder,
+        # also under autocast), their keypoints get score 0 (instance
+        # score = mean keypoint score in images where that happens).
+        (heatmaps, tags), bad = sanitize_outputs(
+            'HigherHRNetHead', self.num_keypoints, heatmaps=heatmaps,
+            tags=tags)
         keypoints, scores, instance_scores = self.decoder.batch_decode(
             heatmaps, tags)
+        if bad.any():
+            bad = bad.cpu().numpy()
+            scores = [np.where(b, 0, s) for s, b in zip(scores, bad)]
+            instance_scores = [
+                s.mean(-1) if b.any() else i
+                for s, b, i in zip(scores, bad, instance_scores)
+            ]
         preds = [
             InstanceData(
                 keypoints=k, keypoint_scores=s, bbox_scores=i)

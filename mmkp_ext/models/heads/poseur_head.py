@@ -47,6 +47,8 @@ from mmpose.models.heads.base_head import BaseHead
 from mmpose.models.utils.tta import flip_coordinates
 from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.utils.tensor_utils import to_numpy
+
+from ..utils import refuse_mismatched_shapes, sanitize_outputs
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
@@ -335,6 +337,7 @@ class PoseurHead(BaseHead):
                  decoder: OptConfigType = None,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
+        refuse_mismatched_shapes(self)
         _check_int('num_joints', num_joints, 1)
         _check_int('in_channels', in_channels, 2)
         _check_int('num_feature_levels', num_feature_levels, 1)
@@ -594,6 +597,11 @@ class PoseurHead(BaseHead):
         else:
             coords, sigma, scores = self._predict_one(feats)
 
+        # NaN/Inf outputs: warned, zeroed, their keypoints get score 0.
+        (coords, sigma, scores), bad = sanitize_outputs(
+            'PoseurHead', self.num_joints, coordinates=coords, sigmas=sigma,
+            keypoint_scores=scores)
+        scores = scores.masked_fill(bad, 0.0)
         preds = self.decode(coords[:, None])
         scores_np = to_numpy(scores.float())
         sigma_np = to_numpy(sigma.float())

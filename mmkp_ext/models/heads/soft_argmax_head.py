@@ -45,6 +45,8 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
+from ..utils import refuse_mismatched_shapes, sanitize_outputs
+
 __all__ = ['SoftArgmaxHead', 'soft_argmax_2d', 'window_mass_scores']
 
 #: Keypoint score definitions understood by :class:`SoftArgmaxHead`.
@@ -191,6 +193,7 @@ class SoftArgmaxHead(BaseHead):
         if init_cfg is None:
             init_cfg = self.default_init_cfg
         super().__init__(init_cfg)
+        refuse_mismatched_shapes(self)
 
         _check_positive_int('in_channels', in_channels)
         _check_positive_int('num_joints', num_joints)
@@ -421,8 +424,11 @@ class SoftArgmaxHead(BaseHead):
         else:
             logits = self.forward_heatmaps(feats)
 
+        # NaN/Inf logits: warned, zeroed, their keypoints get score 0.
+        (logits, ), bad = sanitize_outputs(
+            'SoftArgmaxHead', self.num_joints, heatmap_logits=logits)
         coords, probs = soft_argmax_2d(logits, self.alpha)
-        scores = self.keypoint_scores(probs, coords)
+        scores = self.keypoint_scores(probs, coords).masked_fill(bad, 0.0)
 
         # One instance per top-down sample: (B, 1, K, 2) for the codec.
         preds = self.decode(coords.unsqueeze(1))

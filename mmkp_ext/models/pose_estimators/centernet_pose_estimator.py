@@ -7,6 +7,8 @@ from mmpose.models.pose_estimators import BottomupPoseEstimator
 from mmpose.registry import MODELS
 from mmpose.utils.typing import InstanceList, PixelDataList, SampleList
 
+from ..utils import GROUPED_HEAD_FIX, refuse_mismatched_shapes
+
 __all__ = ['CenterNetPoseEstimator']
 
 
@@ -37,7 +39,16 @@ class CenterNetPoseEstimator(BottomupPoseEstimator):
     ``category_id`` (N,), ``bbox_scores`` (N,) and any other field pass
     through unchanged. Training, ``extract_feat``, flip and multi-scale
     testing are those of ``BottomupPoseEstimator``.
+
+    Loading a checkpoint with any tensor of another shape than the model's
+    (e.g. an ungrouped checkpoint into a grouped config) raises
+    :class:`~mmkp_ext.models.utils.CheckpointShapeError`, naming the fix
+    (:func:`~mmkp_ext.models.utils.refuse_mismatched_shapes`).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        refuse_mismatched_shapes(self, GROUPED_HEAD_FIX)
 
     def add_pred_to_datasample(self, batch_pred_instances: InstanceList,
                                batch_pred_fields: Optional[PixelDataList],

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.registry import MODELS
 from mmpose.utils.typing import ConfigType, OptSampleList, SampleList
+from ..utils import refuse_mismatched_shapes
 from .topdown_tta import TopdownTTAMixin, parse_tta_cfg, predict_topdown_crops
 
 __all__ = ['EnsemblePoseEstimator', 'load_member_checkpoint']
@@ -166,6 +167,8 @@ class EnsemblePoseEstimator(TopdownTTAMixin, BaseModel):
                     'network input')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # A merged checkpoint must fit every member exactly (test only).
+        refuse_mismatched_shapes(self)
 
         weights = []
         for i, m in enumerate(members):

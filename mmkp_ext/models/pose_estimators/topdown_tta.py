@@ -51,6 +51,8 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.registry import MODELS
 from mmpose.utils.typing import SampleList
 
+from ..utils import refuse_mismatched_shapes
+
 __all__ = [
     'TopdownTTAPoseEstimator', 'TopdownTTAMixin', 'parse_tta_cfg',
     'tta_augmentations', 'tta_crop_matrices', 'warp_crops',
@@ -379,6 +381,7 @@ class TopdownTTAPoseEstimator(TopdownTTAMixin, TopdownPoseEstimator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        refuse_mismatched_shapes(self)
         # Fail at build time on a bad tta config, not at the first batch.
         self._tta = parse_tta_cfg(self.test_cfg.get('tta'))
 
