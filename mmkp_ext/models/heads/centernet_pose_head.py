@@ -21,6 +21,22 @@ branch (attribute)    channels   loss          default weight
 Row ``2g`` / ``2g+1`` of ``keypoint_reg[2]`` (the last convolution) predicts
 x / y of regression group ``g``; row ``g`` of ``keypoint_heatmap[2]`` is
 heatmap group ``g`` (the grouping toolkit clusters these rows).
+
+Flip test (:meth:`CenterNetPoseHead.flip_fuse`) has two modes,
+``flip_mode='exact'`` (default) and ``'official'`` (xingyizhou/CenterNet,
+``src/lib/detectors/multi_pose.py``: the flipped output is mirrored by
+index, its x regression negated, offsets taken from the original only).
+Why they differ: mmpose mirrors an image of width ``w`` as ``x' = w - 1 -
+x`` (input pixels); the codec maps ``x_out = x_in / s`` (``s = w / W``, the
+map stride) with cell ``j`` covering ``[j, j + 1)``. The mirror in output
+pixels is therefore ``x_out' = W - 1/s - x_out``; it sends cell ``j`` (input
+pixels ``s j .. s j + s - 1``) onto cell ``W - 1 - j`` exactly, i.e. onto
+the index-flipped cell, but a value ``v`` measured from the left edge of
+the flipped cell (a centre / keypoint offset, a keypoint regression x)
+stands for ``(1 - 1/s) - v`` from the left edge of the original cell, not
+``-v`` (``'official'``) or ``1 - v``. ``'official'`` therefore places the
+flipped pass's keypoint regressions ``1 - 1/s`` output pixels (3 input px at
+stride 4) to the left, and the flip-test average carries half of that.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,10 +54,20 @@ from mmkp_ext.codecs.grouped_centernet_label import (
     OUTPUT_KEYS, GroupedCenterNetLabel, class_channel_matrix, output_channels,
     resolve_category_ranges, resolve_grouping)
 
-__all__ = ['CenterNetPoseHead', 'group_flip_permutation']
+__all__ = ['CenterNetPoseHead', 'group_flip_permutation', 'FLIP_MODES']
 
 #: Outputs that are heatmaps (sigmoid; focal loss; -2.19 bias).
 HEATMAP_KEYS = ('center_heatmap', 'keypoint_heatmap')
+#: Flip-test fusion modes of :meth:`CenterNetPoseHead.flip_fuse`.
+FLIP_MODES = ('exact', 'official')
+
+
+def _check_flip_mode(flip_mode) -> str:
+    if not isinstance(flip_mode, str) or flip_mode not in FLIP_MODES:
+        raise ValueError(f'flip_mode must be one of {FLIP_MODES} (exact: '
+                         'mirror as mmpose flips the image; official: '
+                         f'CenterNet\'s index mirror), got {flip_mode!r}')
+    return flip_mode
 
 
 def group_flip_permutation(group: Sequence[int],
@@ -109,6 +135,11 @@ class CenterNetPoseHead(BaseHead):
         decoder (dict, optional): ``GroupedCenterNetLabel`` config (needed by
             :meth:`predict`); its keypoints, classes and grouping must equal
             the head's.
+        flip_mode (str): flip-test fusion, ``'exact'`` (default: the mirror
+            of mmpose's image flip ``x' = w - 1 - x`` at the decoder's
+            stride) or ``'official'`` (CenterNet's: index mirror, x
+            regression negated, offsets of the original pass only); see
+            :meth:`flip_fuse`. ``test_cfg['flip_mode']`` overrides it.
         init_cfg (dict, optional): mmengine init config. By default the
             convolutions keep PyTorch's initialisation with zero biases, and
             the heatmap biases get ``heatmap_bias`` (CenterNet's scheme).
@@ -137,8 +168,10 @@ class CenterNetPoseHead(BaseHead):
                      type='CenterNetRegL1Loss', loss_weight=1.0),
                  heatmap_bias: float = -2.19,
                  decoder: OptConfigType = None,
+                 flip_mode: str = 'exact',
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
+        self.flip_mode = _check_flip_mode(flip_mode)
         for name, value in (('in_channels', in_channels),
                             ('num_keypoints', num_keypoints), ('head_conv',
                                                                head_conv)):
@@ -360,34 +393,67 @@ class CenterNetPoseHead(BaseHead):
                                      torch.as_tensor(hm, device=device))
         return self._flip_cache[key]
 
-    def flip_fuse(self, outputs: Dict[str, Tensor],
+    def flip_fuse(self,
+                  outputs: Dict[str, Tensor],
                   outputs_flipped: Dict[str, Tensor],
-                  flip_indices: Sequence[int]) -> Dict[str, Tensor]:
+                  flip_indices: Sequence[int],
+                  flip_mode: Optional[str] = None,
+                  stride: Optional[float] = None) -> Dict[str, Tensor]:
         """Fuse the outputs of an image and of its horizontal mirror.
 
-        ``F`` denotes the flipped image's output mirrored back along W:
+        ``F`` denotes the flipped image's output mirrored back along W by
+        index (cell ``j`` <- cell ``W - 1 - j``), ``o`` the original's; all
+        maps ``(B, ch, H, W)``. Both modes:
 
         - ``center_heatmap``: ``(sigmoid(o) + sigmoid(F)) / 2`` (classes are
           mirror-invariant);
         - ``keypoint_heatmap``: ``(sigmoid(o)[g] + sigmoid(F)[hm_perm[g]])
-          / 2`` with ``hm_perm`` from :func:`group_flip_permutation`;
+          / 2`` with ``hm_perm`` from :func:`group_flip_permutation`. The
+          index mirror of a heatmap is already the exact mirror of the
+          image at the cell level: cell ``j`` holds the input pixels ``s j
+          .. s j + s - 1`` and ``x' = w - 1 - x`` maps them onto those of
+          cell ``W - 1 - j`` (no heatmap shift, unlike the one-pixel
+          ``shift_heatmap`` of mmpose's top-down convention);
         - ``box_size``: ``(o + F) / 2``;
-        - ``keypoint_reg``: group ``g`` averaged with group ``reg_perm[g]``
-          of ``F`` whose x component is negated (a mirrored displacement);
-        - ``center_offset``, ``keypoint_offset``: the original's only
-          (sub-pixel offsets from the cell corner are not mirror-symmetric,
-          as in CenterNet).
+        - ``keypoint_reg`` group ``g`` is averaged with group ``reg_perm[g]``
+          of ``F``, y as is.
+
+        The modes differ in the x components measured from a cell's left
+        edge (regression x, offsets x), with ``a = 1 - 1/s`` (``s`` the
+        stride, input px per output px; ``a = 0.75`` at stride 4):
+
+        - ``'exact'`` (default): the value ``v`` of ``F`` stands for ``a -
+          v`` (derivation in the module docstring), so ``keypoint_reg`` x
+          is ``(o + a - F) / 2`` and ``center_offset`` /
+          ``keypoint_offset`` are ``(o + (a - F_x, F_y)) / 2``. Annotations
+          on the input pixel grid and their mirror then decode to the same
+          place;
+        - ``'official'`` (CenterNet's ``multi_pose.py``): regression x is
+          ``(o - F) / 2``, offsets are the original's only. The flipped
+          pass's regressed keypoints sit ``a`` output px left of the exact
+          mirror, so the fused coarse keypoints move ``a / 2`` left
+          (0.375 output px = 1.5 input px at stride 4).
+
+        Args:
+            outputs, outputs_flipped (dict): :data:`OUTPUT_KEYS` -> ``(B,
+                ch, H, W)`` raw outputs (heatmaps as logits) of the image and
+                of its mirror (``inputs.flip(-1)``).
+            flip_indices (list[int]): mirror partner of every keypoint.
+            flip_mode (str, optional): overrides the head's ``flip_mode``.
+            stride (float, optional): input px per output px along x for
+                ``'exact'``; default the decoder's (``input_size[0] /
+                heatmap_size[0]``).
 
         Returns:
             dict: fused outputs with the heatmaps as PROBABILITIES (decode
             them with ``logits=False``).
         """
+        mode = self.flip_mode if flip_mode is None else _check_flip_mode(
+            flip_mode)
         device = outputs['center_heatmap'].device
         reg_perm, hm_perm = self._flip_perms(flip_indices, device)
         f = {k: v.flip(-1) for k, v in outputs_flipped.items()}
-        fused = dict(
-            center_offset=outputs['center_offset'],
-            keypoint_offset=outputs['keypoint_offset'])
+        fused = dict()
         fused['center_heatmap'] = (outputs['center_heatmap'].sigmoid() +
                                    f['center_heatmap'].sigmoid()) / 2
         fused['keypoint_heatmap'] = (
@@ -396,10 +462,35 @@ class CenterNetPoseHead(BaseHead):
         fused['box_size'] = (outputs['box_size'] + f['box_size']) / 2
         B, _, H, W = f['keypoint_reg'].shape
         reg = f['keypoint_reg'].view(B, self.num_reg_groups, 2, H, W)
-        sign = reg.new_tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)
-        reg = (reg * sign)[:, reg_perm].reshape(B, -1, H, W)
-        fused['keypoint_reg'] = (outputs['keypoint_reg'] + reg) / 2
+        reg = reg[:, reg_perm]
+        if mode == 'official':
+            sign = reg.new_tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)
+            reg = reg * sign
+            fused['center_offset'] = outputs['center_offset']
+            fused['keypoint_offset'] = outputs['keypoint_offset']
+        else:
+            a = self._flip_shift(stride)
+            reg = torch.stack([a - reg[:, :, 0], reg[:, :, 1]], dim=2)
+            for key in ('center_offset', 'keypoint_offset'):
+                mirrored = torch.stack([a - f[key][:, 0], f[key][:, 1]], 1)
+                fused[key] = (outputs[key] + mirrored) / 2
+        fused['keypoint_reg'] = (outputs['keypoint_reg'] +
+                                 reg.reshape(B, -1, H, W)) / 2
         return fused
+
+    def _flip_shift(self, stride: Optional[float]) -> float:
+        """``1 - 1/s``: where a value ``v`` (output px from the left edge of
+        an index-mirrored cell) of the flipped pass lands, ``1 - 1/s - v``,
+        under mmpose's image mirror ``x' = w - 1 - x``."""
+        if stride is None:
+            if self.decoder is None:
+                raise ValueError("flip_mode='exact' needs the map stride: "
+                                 'give the head a decoder or pass stride=')
+            stride = float(self.decoder.stride[0])
+        if not (isinstance(stride, (int, float)) and np.isfinite(stride)
+                and stride > 0):
+            raise ValueError(f'stride must be a number > 0, got {stride!r}')
+        return 1.0 - 1.0 / float(stride)
 
     def fuse_outputs(
             self,
@@ -409,7 +500,8 @@ class CenterNetPoseHead(BaseHead):
         """Forward for inference, with flip fusion under
         ``test_cfg['flip_test']`` (``feats`` then is ``[orig, flipped]``,
         as mmpose's ``BottomupPoseEstimator`` passes it; ``flip_indices``
-        come from the samples' metainfo).
+        come from the samples' metainfo; ``test_cfg['flip_mode']``
+        overrides the head's ``flip_mode``, see :meth:`flip_fuse`).
 
         Returns:
             tuple: the outputs dict and whether its heatmaps are logits
@@ -429,8 +521,10 @@ class CenterNetPoseHead(BaseHead):
             raise ValueError('flip_test needs flip_indices in the data '
                              "samples' metainfo")
         return self.flip_fuse(
-            self.forward(feats[0]), self.forward(feats[1]),
-            flip_indices), False
+            self.forward(feats[0]),
+            self.forward(feats[1]),
+            flip_indices,
+            flip_mode=test_cfg.get('flip_mode')), False
 
     def decode_outputs(self,
                        outputs: Dict[str, Tensor],
@@ -478,7 +572,7 @@ class CenterNetPoseHead(BaseHead):
             feats: features, or ``[orig, flipped]`` with
                 ``test_cfg['flip_test']``.
             batch_data_samples (list[PoseDataSample]): the batch.
-            test_cfg (dict): ``flip_test``, ``decode_mode``,
+            test_cfg (dict): ``flip_test``, ``flip_mode``, ``decode_mode``,
                 ``rescore_sigma``, ``topk``, ``score_thr``,
                 ``output_heatmaps``.
 
