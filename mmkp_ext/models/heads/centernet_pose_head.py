@@ -29,14 +29,14 @@ index, its x regression negated, offsets taken from the original only).
 Why they differ: mmpose mirrors an image of width ``w`` as ``x' = w - 1 -
 x`` (input pixels); the codec maps ``x_out = x_in / s`` (``s = w / W``, the
 map stride) with cell ``j`` covering ``[j, j + 1)``. The mirror in output
-pixels is therefore ``x_out' = W - 1/s - x_out``; it sends cell ``j`` (input
-pixels ``s j .. s j + s - 1``) onto cell ``W - 1 - j`` exactly, i.e. onto
-the index-flipped cell, but a value ``v`` measured from the left edge of
-the flipped cell (a centre / keypoint offset, a keypoint regression x)
-stands for ``(1 - 1/s) - v`` from the left edge of the original cell, not
-``-v`` (``'official'``) or ``1 - v``. ``'official'`` therefore places the
-flipped pass's keypoint regressions ``1 - 1/s`` output pixels (3 input px at
-stride 4) to the left, and the flip-test average carries half of that.
+pixels is therefore ``x_out' = W - 1/s - x_out``: a value ``v`` measured
+from the left edge of an index-mirrored cell (a centre / keypoint offset, a
+keypoint regression x) stands for ``(1 - 1/s) - v`` from the left edge of
+the original cell, not ``-v`` (``'official'``), and the mirrored cells sit
+``1/s`` to the left of the original ones (the heatmaps are resampled by
+that much). ``'official'`` places the flipped pass's keypoint regressions
+``1 - 1/s`` output pixels (3 input px at stride 4) to the left, and the
+flip-test average carries half of that.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -402,37 +402,37 @@ class CenterNetPoseHead(BaseHead):
         """Fuse the outputs of an image and of its horizontal mirror.
 
         ``F`` denotes the flipped image's output mirrored back along W by
-        index (cell ``j`` <- cell ``W - 1 - j``), ``o`` the original's; all
-        maps ``(B, ch, H, W)``. Both modes:
+        index (cell ``j`` <- cell ``W - 1 - j``, groups permuted with
+        :func:`group_flip_permutation`), ``o`` the original's; all maps
+        ``(B, ch, H, W)``, ``s`` the stride (input px per output px) and
+        ``a = 1 - 1/s`` (0.75 at stride 4).
 
-        - ``center_heatmap``: ``(sigmoid(o) + sigmoid(F)) / 2`` (classes are
-          mirror-invariant);
-        - ``keypoint_heatmap``: ``(sigmoid(o)[g] + sigmoid(F)[hm_perm[g]])
-          / 2`` with ``hm_perm`` from :func:`group_flip_permutation`. The
-          index mirror of a heatmap is already the exact mirror of the
-          image at the cell level: cell ``j`` holds the input pixels ``s j
-          .. s j + s - 1`` and ``x' = w - 1 - x`` maps them onto those of
-          cell ``W - 1 - j`` (no heatmap shift, unlike the one-pixel
-          ``shift_heatmap`` of mmpose's top-down convention);
-        - ``box_size``: ``(o + F) / 2``;
-        - ``keypoint_reg`` group ``g`` is averaged with group ``reg_perm[g]``
-          of ``F``, y as is.
+        ``'exact'`` (default) undoes mmpose's image mirror ``x' = w - 1 -
+        x``, which in output pixels is ``x' = W - 1/s - x``: the interval
+        ``[j, j + 1)`` of cell ``j`` of the flipped map comes back as
+        ``(j - 1/s, j + 1 - 1/s]``, the index-mirrored cell moved ``1/s``
+        left. Hence
 
-        The modes differ in the x components measured from a cell's left
-        edge (regression x, offsets x), with ``a = 1 - 1/s`` (``s`` the
-        stride, input px per output px; ``a = 0.75`` at stride 4):
+        - a value ``v`` measured from the left edge of a flipped cell (keypoint
+          regression x, centre offset x, keypoint offset x) stands for ``a -
+          v``: ``keypoint_reg`` x ``(o + a - F) / 2``, ``center_offset`` /
+          ``keypoint_offset`` ``(o + (a - F_x, F_y)) / 2``; y components and
+          ``box_size`` ``(o + F) / 2``;
+        - heatmaps (sigmoid, classes and groups as above): the flipped
+          map's cell centres sit ``1/s`` left of the original's, so it is
+          resampled linearly at the original's cell centres, ``F'[j] = a
+          F[j] + (1/s) F[j + 1]`` (last column kept), and fused as ``(
+          sigmoid(o) + F') / 2``. (Pixel-grid points map onto the
+          index-mirrored cell; a sub-pixel point in the last ``1/s`` of a
+          cell lands one cell right: the resampling keeps the original's
+          cell the peak of the average then, instead of a two-cell tie.)
 
-        - ``'exact'`` (default): the value ``v`` of ``F`` stands for ``a -
-          v`` (derivation in the module docstring), so ``keypoint_reg`` x
-          is ``(o + a - F) / 2`` and ``center_offset`` /
-          ``keypoint_offset`` are ``(o + (a - F_x, F_y)) / 2``. Annotations
-          on the input pixel grid and their mirror then decode to the same
-          place;
-        - ``'official'`` (CenterNet's ``multi_pose.py``): regression x is
-          ``(o - F) / 2``, offsets are the original's only. The flipped
-          pass's regressed keypoints sit ``a`` output px left of the exact
-          mirror, so the fused coarse keypoints move ``a / 2`` left
-          (0.375 output px = 1.5 input px at stride 4).
+        ``'official'`` (CenterNet's ``multi_pose.py``): heatmaps ``(
+        sigmoid(o) + sigmoid(F)) / 2``, ``box_size`` ``(o + F) / 2``,
+        regression x ``(o - F) / 2``, y ``(o + F) / 2``, offsets of the
+        original pass only. The flipped pass's regressed keypoints then sit
+        ``a`` output px left of the mirror, so the fused coarse keypoints
+        move ``a / 2`` left (0.375 output px = 1.5 input px at stride 4).
 
         Args:
             outputs, outputs_flipped (dict): :data:`OUTPUT_KEYS` -> ``(B,
@@ -454,11 +454,16 @@ class CenterNetPoseHead(BaseHead):
         reg_perm, hm_perm = self._flip_perms(flip_indices, device)
         f = {k: v.flip(-1) for k, v in outputs_flipped.items()}
         fused = dict()
+        f_center = f['center_heatmap'].sigmoid()
+        f_kp = f['keypoint_heatmap'].sigmoid()[:, hm_perm]
+        if mode == 'exact':
+            a = self._flip_shift(stride)
+            f_center = _resample_left(f_center, 1.0 - a)
+            f_kp = _resample_left(f_kp, 1.0 - a)
         fused['center_heatmap'] = (outputs['center_heatmap'].sigmoid() +
-                                   f['center_heatmap'].sigmoid()) / 2
-        fused['keypoint_heatmap'] = (
-            outputs['keypoint_heatmap'].sigmoid() +
-            f['keypoint_heatmap'].sigmoid()[:, hm_perm]) / 2
+                                   f_center) / 2
+        fused['keypoint_heatmap'] = (outputs['keypoint_heatmap'].sigmoid() +
+                                     f_kp) / 2
         fused['box_size'] = (outputs['box_size'] + f['box_size']) / 2
         B, _, H, W = f['keypoint_reg'].shape
         reg = f['keypoint_reg'].view(B, self.num_reg_groups, 2, H, W)
@@ -609,6 +614,16 @@ class CenterNetPoseHead(BaseHead):
             ]
             return preds, fields
         return preds
+
+
+def _resample_left(maps: Tensor, delta: float) -> Tensor:
+    """Values at ``x + delta`` (``0 <= delta < 1`` cells) by linear
+    interpolation along W: ``(1 - delta) m[j] + delta m[j + 1]``, the last
+    column kept (border replicated). ``maps`` ``(B, C, H, W)``."""
+    if delta == 0:
+        return maps
+    right = torch.cat([maps[..., 1:], maps[..., -1:]], dim=-1)
+    return (1.0 - delta) * maps + delta * right
 
 
 def _short(values) -> str:
