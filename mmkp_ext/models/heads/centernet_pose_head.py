@@ -321,7 +321,17 @@ class CenterNetPoseHead(BaseHead):
             ``loss_keypoint_heatmap``, ``loss_keypoint_offset`` (scalars,
             weights applied by the loss modules).
         """
+        # The branches run under any active autocast; the losses are
+        # computed in float32 with autocast off (bf16 / fp16 focal terms
+        # and sums lose too much precision).
         out = self.forward(feats)
+        device = out['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self._loss({k: v.float()
+                               for k, v in out.items()}, batch_data_samples)
+
+    def _loss(self, out: Dict[str, Tensor],
+              batch_data_samples: OptSampleList) -> dict:
         B, _, H, W = out['center_heatmap'].shape
         device = out['center_heatmap'].device
         gt_center = torch.stack([
@@ -509,15 +519,22 @@ class CenterNetPoseHead(BaseHead):
         overrides the head's ``flip_mode``, see :meth:`flip_fuse`).
 
         Returns:
-            tuple: the outputs dict and whether its heatmaps are logits
-            (``False`` after flip fusion). Cache these to decode the same
-            forward pass with several decoding settings.
+            tuple: the outputs dict (float32, also under autocast) and
+            whether its heatmaps are logits (``False`` after flip fusion).
+            Cache these to decode the same forward pass with several
+            decoding settings.
         """
         if test_cfg.get('multiscale_test', False):
             raise ValueError('CenterNetPoseHead does not support '
                              'multiscale_test')
+
+        def forward32(x):
+            # float32 outputs under autocast (bf16 / fp16 convolutions):
+            # fusion and decoding need the precision, numpy needs the type
+            return {k: v.float() for k, v in self.forward(x).items()}
+
         if not test_cfg.get('flip_test', False):
-            return self.forward(feats), True
+            return forward32(feats), True
         if not (isinstance(feats, (list, tuple)) and len(feats) == 2):
             raise ValueError('flip_test expects feats = [orig_feats, '
                              'flipped_feats]')
@@ -525,11 +542,14 @@ class CenterNetPoseHead(BaseHead):
         if flip_indices is None:
             raise ValueError('flip_test needs flip_indices in the data '
                              "samples' metainfo")
-        return self.flip_fuse(
-            self.forward(feats[0]),
-            self.forward(feats[1]),
-            flip_indices,
-            flip_mode=test_cfg.get('flip_mode')), False
+        orig, flipped = forward32(feats[0]), forward32(feats[1])
+        device = orig['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self.flip_fuse(
+                orig,
+                flipped,
+                flip_indices,
+                flip_mode=test_cfg.get('flip_mode')), False
 
     def decode_outputs(self,
                        outputs: Dict[str, Tensor],
@@ -542,13 +562,15 @@ class CenterNetPoseHead(BaseHead):
         if self.decoder is None:
             raise RuntimeError('CenterNetPoseHead.predict needs decoder= (a '
                                'GroupedCenterNetLabel config)')
-        dec = self.decoder.batch_decode(
-            **{k: outputs[k]
-               for k in OUTPUT_KEYS},
-            logits=logits,
-            decode_mode=test_cfg.get('decode_mode'),
-            rescore_sigma=test_cfg.get('rescore_sigma'),
-            topk=test_cfg.get('topk'))
+        device = outputs['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            dec = self.decoder.batch_decode(
+                **{k: outputs[k].float()
+                   for k in OUTPUT_KEYS},
+                logits=logits,
+                decode_mode=test_cfg.get('decode_mode'),
+                rescore_sigma=test_cfg.get('rescore_sigma'),
+                topk=test_cfg.get('topk'))
         score_thr = test_cfg.get('score_thr')
         dec = {k: v.cpu().numpy() for k, v in dec.items()}
         preds = []
