@@ -1112,6 +1112,11 @@ def _finite_outputs(outputs: Dict[str, Tensor], logits: bool
     fixed, bad, counts = {}, {}, []
     for key, value in outputs.items():
         value = value.float()
+        # fast path: a sum is finite iff no value is NaN / inf (or it
+        # overflows, which only sends it down the exact path)
+        if bool(torch.isfinite(value.sum())):
+            fixed[key] = value
+            continue
         ok = torch.isfinite(value)
         n_bad = value.numel() - int(ok.sum())
         if n_bad:

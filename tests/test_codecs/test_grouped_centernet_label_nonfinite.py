@@ -191,3 +191,14 @@ def test_nearest_score_thr_default_decides(p_peak, snapped):
     else:
         np.testing.assert_allclose(kp, [11.0, 8.0], atol=1e-5)
         assert score == pytest.approx(1e-4)
+
+
+def test_huge_finite_values_are_not_reported(recwarn):
+    """Finite values whose sum overflows float32 (the decoder's fast check)
+    are finite: no warning, scores unchanged."""
+    c = codec()
+    out = hand_outputs(c)
+    out['keypoint_offset'][:, 0, :4] = 3e38  # sum overflows to inf
+    dec = run(c, out, 'rescore')
+    assert not [w for w in recwarn if 'non-finite' in str(w.message)]
+    assert dec['keypoint_scores'][0, 0, 0].item() == pytest.approx(0.3)
