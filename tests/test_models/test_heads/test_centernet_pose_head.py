@@ -418,8 +418,10 @@ def test_flip_fuse_hand_computation(mode):
 
 
 def test_flip_mode_is_validated():
-    with pytest.raises(ValueError, match=r"flip_mode must be one of \('exact', "
-                       r"'official'\).*got 'offical'"):
+    with pytest.raises(
+            ValueError,
+            match=r"flip_mode must be one of \('exact', 'official'\).*got "
+            r"'offical'"):
         make_head(flip_mode='offical')
     head = make_head()
     assert head.flip_mode == 'exact'
