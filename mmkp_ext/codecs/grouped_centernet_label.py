@@ -726,6 +726,20 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         Only gathered values go through the sigmoid (NMS, top-k and argmax
         commute with it), so no full ``(B, G_h, H, W)`` map is activated.
 
+        Non-finite outputs (NaN, +-inf) never reach the result: one
+        ``UserWarning`` names each output holding them and their count; the
+        values are decoded as "no evidence" (heatmaps: probability 0, never
+        a peak) or 0 (offsets, sizes, regressions), so every coordinate is
+        finite, and scores are 0 where the decode read them: an object
+        (``bbox_scores`` and all its keypoint scores) whose centre heatmap,
+        centre offset or size at its centre cell is non-finite; a keypoint
+        whose regression (x or y, at the centre cell) is non-finite (it is
+        then placed at its object's decoded centre), whose heatmap channel
+        holds any non-finite value in that image (its peak search read the
+        whole channel), or whose keypoint offset at the cell it was
+        decoded from is non-finite. The same for ``'rescore'`` and
+        ``'nearest'``.
+
         Args:
             center_heatmap ... keypoint_offset (Tensor): ``(B, ch, H, W)``
                 head outputs (:data:`OUTPUT_KEYS`).
@@ -762,10 +776,18 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         K = self.num_keypoints
         device = center_heatmap.device
         t = self._tensors(device)
-        hm = _Heatmap(keypoint_heatmap.float(), logits)
+        out, bad = _finite_outputs(
+            dict(
+                center_heatmap=center_heatmap,
+                center_offset=center_offset,
+                box_size=box_size,
+                keypoint_reg=keypoint_reg,
+                keypoint_heatmap=keypoint_heatmap,
+                keypoint_offset=keypoint_offset), logits)
+        hm = _Heatmap(out['keypoint_heatmap'], logits)
 
         # 1. objects: NMS on the raw values (sigmoid is monotonic)
-        heat = center_heatmap.float()
+        heat = out['center_heatmap']
         heat = heat.masked_fill(~_local_max(heat), -math.inf)
         N = min(int(topk), C * HW)
         raw, inds = heat.view(B, -1).topk(N)
@@ -774,8 +796,9 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         pix = inds % HW
         ys = (pix // W).float()
         xs = (pix % W).float()
-        at_center = torch.cat([center_offset, box_size, keypoint_reg],
-                              dim=1).float().flatten(2)  # (B, ch, HW)
+        at_center = torch.cat(
+            [out['center_offset'], out['box_size'], out['keypoint_reg']],
+            dim=1).flatten(2)  # (B, ch, HW)
         gathered = at_center.gather(
             2, pix[:, None, :].expand(-1, at_center.shape[1], -1))
         gathered = gathered.transpose(1, 2)  # (B, N, ch)
@@ -800,14 +823,44 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         channel = t['hm_group'][safe]
 
         # 3. refinement
-        koff = keypoint_offset.float().flatten(2)  # (B, 2, HW)
+        koff = out['keypoint_offset'].flatten(2)  # (B, 2, HW)
         if mode == 'rescore':
             x, y = self._rescore(hm, coarse, channel, float(sigma))
             kp, kscore = self._at_cells(hm, koff, channel, x, y)
+            off_cell = y * W + x
         else:
-            kp, kscore = self._nearest(hm, koff, coarse, channel, boxes,
-                                       int(topk))
+            kp, kscore, off_cell = self._nearest(hm, koff, coarse, channel,
+                                                 boxes, int(topk))
         kscore = kscore * valid
+
+        if bad:
+            # scores 0 where the decode read a non-finite value
+            obj_bad = torch.zeros(B, N, dtype=torch.bool, device=device)
+            for key in ('center_offset', 'box_size'):
+                if key in bad:
+                    obj_bad |= bad[key].any(1).gather(1, pix)
+            if 'center_heatmap' in bad:
+                obj_bad |= bad['center_heatmap'].flatten(1).gather(1, inds)
+            scores = scores.masked_fill(obj_bad, 0.0)
+            kp_bad = obj_bad[..., None].expand(B, N, channel.shape[-1])
+            if 'keypoint_reg' in bad:
+                rb = bad['keypoint_reg'].gather(
+                    2, pix[:, None, :].expand(-1, 2 * self.num_reg_groups,
+                                              -1)).transpose(1, 2)
+                reg_bad = rb.gather(2, 2 * g_reg) | rb.gather(2, 2 * g_reg + 1)
+                kp = torch.where(reg_bad[..., None],
+                                 torch.stack([cx, cy], -1)[:, :, None], kp)
+                kp_bad = kp_bad | reg_bad
+            if 'keypoint_heatmap' in bad:
+                ch_bad = bad['keypoint_heatmap'].any(-1)  # (B, G)
+                kp_bad = kp_bad | ch_bad.gather(1, channel.view(B, -1)).view(
+                    channel.shape)
+            if 'keypoint_offset' in bad:
+                ob = bad['keypoint_offset'].any(1)  # (B, HW)
+                read = off_cell >= 0
+                kp_bad = kp_bad | (ob.gather(1, off_cell.clamp_min(0).view(
+                    B, -1)).view(off_cell.shape) & read)
+            kscore = kscore.masked_fill(kp_bad, 0.0)
 
         # slots -> (B, N, K) with a dummy column K for padding slots
         S = slots.shape[-1]
@@ -971,12 +1024,13 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
 
     def _nearest(self, hm: '_Heatmap', offset: Tensor, coarse: Tensor,
                  channel: Tensor, boxes: Tensor,
-                 topk: int) -> Tuple[Tensor, Tensor]:
+                 topk: int) -> Tuple[Tensor, Tensor, Tensor]:
         """CenterNet's snapping to the nearest heatmap peak (see
         :meth:`batch_decode`); ``coarse`` ``(B, N, S, 2)``, ``channel`` ``(B,
         N, S)``, ``boxes`` ``(B, N, 4)`` in output pixels, ``offset`` ``(B,
-        2, HW)``. Returns keypoints ``(B, N, S, 2)`` and scores ``(B, N,
-        S)``."""
+        2, HW)``. Returns keypoints ``(B, N, S, 2)``, scores ``(B, N, S)``
+        and the flat cell whose keypoint offset was used ``(B, N, S)``
+        int64, -1 where the coarse point was kept."""
         B, G, H, W = hm.shape
         N, S = coarse.shape[1:3]
         HW = H * W
@@ -997,6 +1051,7 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
 
         kp = torch.empty_like(coarse)
         score = torch.empty(B, N, S, device=coarse.device)
+        used = torch.empty(B, N, S, dtype=torch.long, device=coarse.device)
         for sl in self._chunks(N, B * S * T):
             ch = channel[:, sl]  # (B, n, S)
             n = ch.shape[1]
@@ -1011,6 +1066,8 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
             sel_x = qx.gather(-1, arg[..., None])[..., 0]
             sel_y = qy.gather(-1, arg[..., None])[..., 0]
             sel_s = qs.gather(-1, arg[..., None])[..., 0]
+            sel_cell = p_idx.gather(1, idx).view(B, n, S, T).gather(
+                -1, arg[..., None])[..., 0]
             box = boxes[:, sl, None, :]  # (B, n, 1, 4)
             size = torch.maximum(box[..., 2] - box[..., 0],
                                  box[..., 3] - box[..., 1])
@@ -1029,7 +1086,56 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
                 hm.raw.view(B, G * HW).gather(1, (ch * HW + cell).view(
                     B, -1))).view(B, n, S)
             score[:, sl] = torch.where(keep_coarse, h_at * inside, sel_s)
-        return kp, score
+            used[:, sl] = sel_cell.masked_fill(keep_coarse, -1)
+        return kp, score, used
+
+
+#: Logit standing for "no evidence" (sigmoid 0 in float32; logsigmoid
+#: finite) in place of a non-finite heatmap value.
+_NO_EVIDENCE_LOGIT = -1e4
+
+
+def _finite_outputs(outputs: Dict[str, Tensor], logits: bool
+                    ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """Float32 copies of the head outputs with non-finite values replaced,
+    and where they were.
+
+    Heatmap values become "no evidence" (probability 0: logit
+    ``_NO_EVIDENCE_LOGIT``, or 0 for probabilities), everything else 0.
+    One ``UserWarning`` names every output holding non-finite values with
+    their count.
+
+    Returns:
+        tuple: the outputs (``(B, ch, H, W)`` float32) and, only for outputs
+        with non-finite values, ``(B, ch, H*W)`` bool masks of them.
+    """
+    fixed, bad, counts = {}, {}, []
+    for key, value in outputs.items():
+        value = value.float()
+        # fast path: a sum is finite iff no value is NaN / inf (or it
+        # overflows, which only sends it down the exact path)
+        if bool(torch.isfinite(value.sum())):
+            fixed[key] = value
+            continue
+        ok = torch.isfinite(value)
+        n_bad = value.numel() - int(ok.sum())
+        if n_bad:
+            fill = 0.0
+            if key in ('center_heatmap', 'keypoint_heatmap') and logits:
+                fill = _NO_EVIDENCE_LOGIT
+            value = torch.where(ok, value, value.new_tensor(fill))
+            bad[key] = ~ok.flatten(2)
+            counts.append(f'{key}: {n_bad} non-finite of {value.numel()}')
+        fixed[key] = value
+    if counts:
+        warnings.warn(
+            'GroupedCenterNetLabel decode: non-finite head outputs ('
+            + '; '.join(counts) + '); keypoints and objects that read them '
+            'get score 0 (heatmap values count as probability 0, offsets, '
+            'sizes and regressions as 0; a keypoint without a finite '
+            'regression is placed at its object\'s centre)',
+            stacklevel=3)
+    return fixed, bad
 
 
 class _Heatmap:

@@ -21,6 +21,22 @@ branch (attribute)    channels   loss          default weight
 Row ``2g`` / ``2g+1`` of ``keypoint_reg[2]`` (the last convolution) predicts
 x / y of regression group ``g``; row ``g`` of ``keypoint_heatmap[2]`` is
 heatmap group ``g`` (the grouping toolkit clusters these rows).
+
+Flip test (:meth:`CenterNetPoseHead.flip_fuse`) has two modes,
+``flip_mode='exact'`` (default) and ``'official'`` (xingyizhou/CenterNet,
+``src/lib/detectors/multi_pose.py``: the flipped output is mirrored by
+index, its x regression negated, offsets taken from the original only).
+Why they differ: mmpose mirrors an image of width ``w`` as ``x' = w - 1 -
+x`` (input pixels); the codec maps ``x_out = x_in / s`` (``s = w / W``, the
+map stride) with cell ``j`` covering ``[j, j + 1)``. The mirror in output
+pixels is therefore ``x_out' = W - 1/s - x_out``: a value ``v`` measured
+from the left edge of an index-mirrored cell (a centre / keypoint offset, a
+keypoint regression x) stands for ``(1 - 1/s) - v`` from the left edge of
+the original cell, not ``-v`` (``'official'``), and the mirrored cells sit
+``1/s`` to the left of the original ones (the heatmaps are resampled by
+that much). ``'official'`` places the flipped pass's keypoint regressions
+``1 - 1/s`` output pixels (3 input px at stride 4) to the left, and the
+flip-test average carries half of that.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,10 +54,20 @@ from mmkp_ext.codecs.grouped_centernet_label import (
     OUTPUT_KEYS, GroupedCenterNetLabel, class_channel_matrix, output_channels,
     resolve_category_ranges, resolve_grouping)
 
-__all__ = ['CenterNetPoseHead', 'group_flip_permutation']
+__all__ = ['CenterNetPoseHead', 'group_flip_permutation', 'FLIP_MODES']
 
 #: Outputs that are heatmaps (sigmoid; focal loss; -2.19 bias).
 HEATMAP_KEYS = ('center_heatmap', 'keypoint_heatmap')
+#: Flip-test fusion modes of :meth:`CenterNetPoseHead.flip_fuse`.
+FLIP_MODES = ('exact', 'official')
+
+
+def _check_flip_mode(flip_mode) -> str:
+    if not isinstance(flip_mode, str) or flip_mode not in FLIP_MODES:
+        raise ValueError(f'flip_mode must be one of {FLIP_MODES} (exact: '
+                         'mirror as mmpose flips the image; official: '
+                         f'CenterNet\'s index mirror), got {flip_mode!r}')
+    return flip_mode
 
 
 def group_flip_permutation(group: Sequence[int],
@@ -109,6 +135,11 @@ class CenterNetPoseHead(BaseHead):
         decoder (dict, optional): ``GroupedCenterNetLabel`` config (needed by
             :meth:`predict`); its keypoints, classes and grouping must equal
             the head's.
+        flip_mode (str): flip-test fusion, ``'exact'`` (default: the mirror
+            of mmpose's image flip ``x' = w - 1 - x`` at the decoder's
+            stride) or ``'official'`` (CenterNet's: index mirror, x
+            regression negated, offsets of the original pass only); see
+            :meth:`flip_fuse`. ``test_cfg['flip_mode']`` overrides it.
         init_cfg (dict, optional): mmengine init config. By default the
             convolutions keep PyTorch's initialisation with zero biases, and
             the heatmap biases get ``heatmap_bias`` (CenterNet's scheme).
@@ -137,8 +168,10 @@ class CenterNetPoseHead(BaseHead):
                      type='CenterNetRegL1Loss', loss_weight=1.0),
                  heatmap_bias: float = -2.19,
                  decoder: OptConfigType = None,
+                 flip_mode: str = 'exact',
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
+        self.flip_mode = _check_flip_mode(flip_mode)
         for name, value in (('in_channels', in_channels),
                             ('num_keypoints', num_keypoints), ('head_conv',
                                                                head_conv)):
@@ -288,7 +321,17 @@ class CenterNetPoseHead(BaseHead):
             ``loss_keypoint_heatmap``, ``loss_keypoint_offset`` (scalars,
             weights applied by the loss modules).
         """
+        # The branches run under any active autocast; the losses are
+        # computed in float32 with autocast off (bf16 / fp16 focal terms
+        # and sums lose too much precision).
         out = self.forward(feats)
+        device = out['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self._loss({k: v.float()
+                               for k, v in out.items()}, batch_data_samples)
+
+    def _loss(self, out: Dict[str, Tensor],
+              batch_data_samples: OptSampleList) -> dict:
         B, _, H, W = out['center_heatmap'].shape
         device = out['center_heatmap'].device
         gt_center = torch.stack([
@@ -360,46 +403,109 @@ class CenterNetPoseHead(BaseHead):
                                      torch.as_tensor(hm, device=device))
         return self._flip_cache[key]
 
-    def flip_fuse(self, outputs: Dict[str, Tensor],
+    def flip_fuse(self,
+                  outputs: Dict[str, Tensor],
                   outputs_flipped: Dict[str, Tensor],
-                  flip_indices: Sequence[int]) -> Dict[str, Tensor]:
+                  flip_indices: Sequence[int],
+                  flip_mode: Optional[str] = None,
+                  stride: Optional[float] = None) -> Dict[str, Tensor]:
         """Fuse the outputs of an image and of its horizontal mirror.
 
-        ``F`` denotes the flipped image's output mirrored back along W:
+        ``F`` denotes the flipped image's output mirrored back along W by
+        index (cell ``j`` <- cell ``W - 1 - j``, groups permuted with
+        :func:`group_flip_permutation`), ``o`` the original's; all maps
+        ``(B, ch, H, W)``, ``s`` the stride (input px per output px) and
+        ``a = 1 - 1/s`` (0.75 at stride 4).
 
-        - ``center_heatmap``: ``(sigmoid(o) + sigmoid(F)) / 2`` (classes are
-          mirror-invariant);
-        - ``keypoint_heatmap``: ``(sigmoid(o)[g] + sigmoid(F)[hm_perm[g]])
-          / 2`` with ``hm_perm`` from :func:`group_flip_permutation`;
-        - ``box_size``: ``(o + F) / 2``;
-        - ``keypoint_reg``: group ``g`` averaged with group ``reg_perm[g]``
-          of ``F`` whose x component is negated (a mirrored displacement);
-        - ``center_offset``, ``keypoint_offset``: the original's only
-          (sub-pixel offsets from the cell corner are not mirror-symmetric,
-          as in CenterNet).
+        ``'exact'`` (default) undoes mmpose's image mirror ``x' = w - 1 -
+        x``, which in output pixels is ``x' = W - 1/s - x``: the interval
+        ``[j, j + 1)`` of cell ``j`` of the flipped map comes back as
+        ``(j - 1/s, j + 1 - 1/s]``, the index-mirrored cell moved ``1/s``
+        left. Hence
+
+        - a value ``v`` measured from the left edge of a flipped cell (keypoint
+          regression x, centre offset x, keypoint offset x) stands for ``a -
+          v``: ``keypoint_reg`` x ``(o + a - F) / 2``, ``center_offset`` /
+          ``keypoint_offset`` ``(o + (a - F_x, F_y)) / 2``; y components and
+          ``box_size`` ``(o + F) / 2``;
+        - heatmaps (sigmoid, classes and groups as above): the flipped
+          map's cell centres sit ``1/s`` left of the original's, so it is
+          resampled linearly at the original's cell centres, ``F'[j] = a
+          F[j] + (1/s) F[j + 1]`` (last column kept), and fused as ``(
+          sigmoid(o) + F') / 2``. (Pixel-grid points map onto the
+          index-mirrored cell; a sub-pixel point in the last ``1/s`` of a
+          cell lands one cell right: the resampling keeps the original's
+          cell the peak of the average then, instead of a two-cell tie.)
+
+        ``'official'`` (CenterNet's ``multi_pose.py``): heatmaps ``(
+        sigmoid(o) + sigmoid(F)) / 2``, ``box_size`` ``(o + F) / 2``,
+        regression x ``(o - F) / 2``, y ``(o + F) / 2``, offsets of the
+        original pass only. The flipped pass's regressed keypoints then sit
+        ``a`` output px left of the mirror, so the fused coarse keypoints
+        move ``a / 2`` left (0.375 output px = 1.5 input px at stride 4).
+
+        Args:
+            outputs, outputs_flipped (dict): :data:`OUTPUT_KEYS` -> ``(B,
+                ch, H, W)`` raw outputs (heatmaps as logits) of the image and
+                of its mirror (``inputs.flip(-1)``).
+            flip_indices (list[int]): mirror partner of every keypoint.
+            flip_mode (str, optional): overrides the head's ``flip_mode``.
+            stride (float, optional): input px per output px along x for
+                ``'exact'``; default the decoder's (``input_size[0] /
+                heatmap_size[0]``).
 
         Returns:
             dict: fused outputs with the heatmaps as PROBABILITIES (decode
             them with ``logits=False``).
         """
+        mode = self.flip_mode if flip_mode is None else _check_flip_mode(
+            flip_mode)
         device = outputs['center_heatmap'].device
         reg_perm, hm_perm = self._flip_perms(flip_indices, device)
         f = {k: v.flip(-1) for k, v in outputs_flipped.items()}
-        fused = dict(
-            center_offset=outputs['center_offset'],
-            keypoint_offset=outputs['keypoint_offset'])
+        fused = dict()
+        f_center = f['center_heatmap'].sigmoid()
+        f_kp = f['keypoint_heatmap'].sigmoid()[:, hm_perm]
+        if mode == 'exact':
+            a = self._flip_shift(stride)
+            f_center = _resample_left(f_center, 1.0 - a)
+            f_kp = _resample_left(f_kp, 1.0 - a)
         fused['center_heatmap'] = (outputs['center_heatmap'].sigmoid() +
-                                   f['center_heatmap'].sigmoid()) / 2
-        fused['keypoint_heatmap'] = (
-            outputs['keypoint_heatmap'].sigmoid() +
-            f['keypoint_heatmap'].sigmoid()[:, hm_perm]) / 2
+                                   f_center) / 2
+        fused['keypoint_heatmap'] = (outputs['keypoint_heatmap'].sigmoid() +
+                                     f_kp) / 2
         fused['box_size'] = (outputs['box_size'] + f['box_size']) / 2
         B, _, H, W = f['keypoint_reg'].shape
         reg = f['keypoint_reg'].view(B, self.num_reg_groups, 2, H, W)
-        sign = reg.new_tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)
-        reg = (reg * sign)[:, reg_perm].reshape(B, -1, H, W)
-        fused['keypoint_reg'] = (outputs['keypoint_reg'] + reg) / 2
+        reg = reg[:, reg_perm]
+        if mode == 'official':
+            sign = reg.new_tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)
+            reg = reg * sign
+            fused['center_offset'] = outputs['center_offset']
+            fused['keypoint_offset'] = outputs['keypoint_offset']
+        else:
+            a = self._flip_shift(stride)
+            reg = torch.stack([a - reg[:, :, 0], reg[:, :, 1]], dim=2)
+            for key in ('center_offset', 'keypoint_offset'):
+                mirrored = torch.stack([a - f[key][:, 0], f[key][:, 1]], 1)
+                fused[key] = (outputs[key] + mirrored) / 2
+        fused['keypoint_reg'] = (outputs['keypoint_reg'] +
+                                 reg.reshape(B, -1, H, W)) / 2
         return fused
+
+    def _flip_shift(self, stride: Optional[float]) -> float:
+        """``1 - 1/s``: where a value ``v`` (output px from the left edge of
+        an index-mirrored cell) of the flipped pass lands, ``1 - 1/s - v``,
+        under mmpose's image mirror ``x' = w - 1 - x``."""
+        if stride is None:
+            if self.decoder is None:
+                raise ValueError("flip_mode='exact' needs the map stride: "
+                                 'give the head a decoder or pass stride=')
+            stride = float(self.decoder.stride[0])
+        if not (isinstance(stride, (int, float)) and np.isfinite(stride)
+                and stride > 0):
+            raise ValueError(f'stride must be a number > 0, got {stride!r}')
+        return 1.0 - 1.0 / float(stride)
 
     def fuse_outputs(
             self,
@@ -409,18 +515,26 @@ class CenterNetPoseHead(BaseHead):
         """Forward for inference, with flip fusion under
         ``test_cfg['flip_test']`` (``feats`` then is ``[orig, flipped]``,
         as mmpose's ``BottomupPoseEstimator`` passes it; ``flip_indices``
-        come from the samples' metainfo).
+        come from the samples' metainfo; ``test_cfg['flip_mode']``
+        overrides the head's ``flip_mode``, see :meth:`flip_fuse`).
 
         Returns:
-            tuple: the outputs dict and whether its heatmaps are logits
-            (``False`` after flip fusion). Cache these to decode the same
-            forward pass with several decoding settings.
+            tuple: the outputs dict (float32, also under autocast) and
+            whether its heatmaps are logits (``False`` after flip fusion).
+            Cache these to decode the same forward pass with several
+            decoding settings.
         """
         if test_cfg.get('multiscale_test', False):
             raise ValueError('CenterNetPoseHead does not support '
                              'multiscale_test')
+
+        def forward32(x):
+            # float32 outputs under autocast (bf16 / fp16 convolutions):
+            # fusion and decoding need the precision, numpy needs the type
+            return {k: v.float() for k, v in self.forward(x).items()}
+
         if not test_cfg.get('flip_test', False):
-            return self.forward(feats), True
+            return forward32(feats), True
         if not (isinstance(feats, (list, tuple)) and len(feats) == 2):
             raise ValueError('flip_test expects feats = [orig_feats, '
                              'flipped_feats]')
@@ -428,9 +542,14 @@ class CenterNetPoseHead(BaseHead):
         if flip_indices is None:
             raise ValueError('flip_test needs flip_indices in the data '
                              "samples' metainfo")
-        return self.flip_fuse(
-            self.forward(feats[0]), self.forward(feats[1]),
-            flip_indices), False
+        orig, flipped = forward32(feats[0]), forward32(feats[1])
+        device = orig['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self.flip_fuse(
+                orig,
+                flipped,
+                flip_indices,
+                flip_mode=test_cfg.get('flip_mode')), False
 
     def decode_outputs(self,
                        outputs: Dict[str, Tensor],
@@ -443,13 +562,15 @@ class CenterNetPoseHead(BaseHead):
         if self.decoder is None:
             raise RuntimeError('CenterNetPoseHead.predict needs decoder= (a '
                                'GroupedCenterNetLabel config)')
-        dec = self.decoder.batch_decode(
-            **{k: outputs[k]
-               for k in OUTPUT_KEYS},
-            logits=logits,
-            decode_mode=test_cfg.get('decode_mode'),
-            rescore_sigma=test_cfg.get('rescore_sigma'),
-            topk=test_cfg.get('topk'))
+        device = outputs['center_heatmap'].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            dec = self.decoder.batch_decode(
+                **{k: outputs[k].float()
+                   for k in OUTPUT_KEYS},
+                logits=logits,
+                decode_mode=test_cfg.get('decode_mode'),
+                rescore_sigma=test_cfg.get('rescore_sigma'),
+                topk=test_cfg.get('topk'))
         score_thr = test_cfg.get('score_thr')
         dec = {k: v.cpu().numpy() for k, v in dec.items()}
         preds = []
@@ -478,7 +599,7 @@ class CenterNetPoseHead(BaseHead):
             feats: features, or ``[orig, flipped]`` with
                 ``test_cfg['flip_test']``.
             batch_data_samples (list[PoseDataSample]): the batch.
-            test_cfg (dict): ``flip_test``, ``decode_mode``,
+            test_cfg (dict): ``flip_test``, ``flip_mode``, ``decode_mode``,
                 ``rescore_sigma``, ``topk``, ``score_thr``,
                 ``output_heatmaps``.
 
@@ -515,6 +636,16 @@ class CenterNetPoseHead(BaseHead):
             ]
             return preds, fields
         return preds
+
+
+def _resample_left(maps: Tensor, delta: float) -> Tensor:
+    """Values at ``x + delta`` (``0 <= delta < 1`` cells) by linear
+    interpolation along W: ``(1 - delta) m[j] + delta m[j + 1]``, the last
+    column kept (border replicated). ``maps`` ``(B, C, H, W)``."""
+    if delta == 0:
+        return maps
+    right = torch.cat([maps[..., 1:], maps[..., -1:]], dim=-1)
+    return (1.0 - delta) * maps + delta * right
 
 
 def _short(values) -> str:

@@ -348,33 +348,47 @@ def random_outputs(head, B=1, H=3, W=4, seed=0):
     }
 
 
-def test_flip_fuse_hand_computation():
-    head = make_head()
+@pytest.mark.parametrize('mode', ['exact', 'official'])
+def test_flip_fuse_hand_computation(mode):
+    head = make_head(flip_mode=mode)
     o = random_outputs(head, seed=1)
     f = random_outputs(head, seed=2)
     fused = head.flip_fuse(o, f, FLIP)
     perm = [1, 0]  # reg and hm groups: {0, 3} <-> {1, 2}
     W = 4
+    # input 64 px wide, map 16 wide: stride 4. Under x' = w - 1 - x a value
+    # v from the left edge of a mirrored cell stands for 1 - 1/4 - v.
+    a = 0.75 if mode == 'exact' else 0.0
 
     def sig(v):
         return 1 / (1 + np.exp(-v))
 
     on = {k: v[0].numpy().astype(np.float64) for k, v in o.items()}
     fn = {k: v[0].numpy().astype(np.float64) for k, v in f.items()}
+    def flipped_heat(key, c, y, x):
+        """The flipped pass's heatmap read back at cell x: exact mode
+        interpolates 1/4 of the way towards the next cell (x + 1, the
+        last column replicated), official reads the mirrored cell."""
+        xm = W - 1 - x
+        xn = W - 1 - min(x + 1, W - 1)
+        w_next = 0.25 if mode == 'exact' else 0.0
+        return ((1 - w_next) * sig(fn[key][c, y, xm]) +
+                w_next * sig(fn[key][c, y, xn]))
+
     for y in range(3):
         for x in range(W):
             xm = W - 1 - x
             for c in range(2):
                 exp = (sig(on['center_heatmap'][c, y, x]) +
-                       sig(fn['center_heatmap'][c, y, xm])) / 2
+                       flipped_heat('center_heatmap', c, y, x)) / 2
                 assert fused['center_heatmap'][0, c, y, x].item() == \
                     pytest.approx(exp, abs=1e-6)
             for g in range(2):
                 exp = (sig(on['keypoint_heatmap'][g, y, x]) +
-                       sig(fn['keypoint_heatmap'][perm[g], y, xm])) / 2
+                       flipped_heat('keypoint_heatmap', perm[g], y, x)) / 2
                 assert fused['keypoint_heatmap'][0, g, y, x].item() == \
                     pytest.approx(exp, abs=1e-6)
-                ex = (on['keypoint_reg'][2 * g, y, x] -
+                ex = (on['keypoint_reg'][2 * g, y, x] + a -
                       fn['keypoint_reg'][2 * perm[g], y, xm]) / 2
                 ey = (on['keypoint_reg'][2 * g + 1, y, x] +
                       fn['keypoint_reg'][2 * perm[g] + 1, y, xm]) / 2
@@ -386,30 +400,85 @@ def test_flip_fuse_hand_computation():
                 exp = (on['box_size'][i, y, x] + fn['box_size'][i, y, xm]) / 2
                 assert fused['box_size'][0, i, y, x].item() == \
                     pytest.approx(exp, abs=1e-6)
-    for key in ('center_offset', 'keypoint_offset'):
-        assert torch.equal(fused[key], o[key])
+            for key in ('center_offset', 'keypoint_offset'):
+                if mode == 'official':  # the original pass only
+                    assert torch.equal(fused[key][0, :, y, x], o[key][0, :,
+                                                                       y, x])
+                    continue
+                ex = (on[key][0, y, x] + a - fn[key][0, y, xm]) / 2
+                ey = (on[key][1, y, x] + fn[key][1, y, xm]) / 2
+                assert fused[key][0, 0, y, x].item() == \
+                    pytest.approx(ex, abs=1e-6)
+                assert fused[key][0, 1, y, x].item() == \
+                    pytest.approx(ey, abs=1e-6)
+    # the test_cfg / argument override of the head's mode
+    other = 'official' if mode == 'exact' else 'exact'
+    again = head.flip_fuse(o, f, FLIP, flip_mode=other)
+    assert not torch.equal(again['keypoint_reg'], fused['keypoint_reg'])
 
 
-def mirror(head, outputs):
+def test_flip_mode_is_validated():
+    with pytest.raises(
+            ValueError,
+            match=r"flip_mode must be one of \('exact', 'official'\).*got "
+            r"'offical'"):
+        make_head(flip_mode='offical')
+    head = make_head()
+    assert head.flip_mode == 'exact'
+    o = random_outputs(head)
+    with pytest.raises(ValueError, match='flip_mode must be one of'):
+        head.flip_fuse(o, o, FLIP, flip_mode='udp')
+    samples = make_samples([[1]])
+    feats = feats_for(1)
+    with pytest.raises(ValueError, match="got 'heatmap'"):
+        head.predict([feats, feats], samples,
+                     dict(flip_test=True, flip_mode='heatmap'))
+    head.decoder = None
+    with pytest.raises(ValueError, match='needs the map stride'):
+        head.flip_fuse(o, o, FLIP)
+    fused = head.flip_fuse(o, o, FLIP, stride=2.0)  # a = 1/2
+    torch.testing.assert_close(
+        fused['center_offset'][:, 0],
+        (o['center_offset'][:, 0] + 0.5 -
+         o['center_offset'][:, 0].flip(-1)) / 2)
+    with pytest.raises(ValueError, match='stride must be a number > 0'):
+        head.flip_fuse(o, o, FLIP, stride=0)
+
+
+def mirror(head, outputs, a=0.0):
     """What a perfectly mirror-equivariant network outputs for the flipped
-    image, given its outputs for the original."""
+    image, given its outputs for the original, when a value ``v`` from a
+    cell's left edge mirrors to ``a - v`` (``a = 0``: CenterNet's
+    convention, ``a = 1 - 1/stride``: the image mirror ``w - 1 - x``)."""
     perm = torch.as_tensor(group_flip_permutation(head.hm_group, FLIP))
     rperm = torch.as_tensor(group_flip_permutation(head.reg_group, FLIP))
     m = {k: v.flip(-1) for k, v in outputs.items()}
     m['keypoint_heatmap'] = m['keypoint_heatmap'][:, perm]
     B, _, H, W = m['keypoint_reg'].shape
     reg = m['keypoint_reg'].view(B, -1, 2, H, W)[:, rperm].clone()
-    reg[:, :, 0] *= -1
+    reg[:, :, 0] = a - reg[:, :, 0]
     m['keypoint_reg'] = reg.view(B, -1, H, W)
+    for key in ('center_offset', 'keypoint_offset'):
+        m[key] = m[key].clone()
+        m[key][:, 0] = a - m[key][:, 0]
     return m
 
 
-def test_flip_test_of_a_mirror_symmetric_pair_is_the_original():
-    """If the flipped image's outputs are exactly the mirrored outputs, flip
-    fusion must return the original outputs and predict the same result."""
-    head = make_head()
+@pytest.mark.parametrize('mode, a', [('exact', 0.75), ('official', 0.0)])
+def test_flip_test_of_a_mirror_symmetric_pair_is_the_original(mode, a):
+    """If the flipped image's outputs are exactly the mirrored outputs (in
+    the mode's own convention), flip fusion must return the original
+    outputs and predict the same result."""
+    head = make_head(flip_mode=mode)
     o = random_outputs(head, B=2, H=12, W=16, seed=4)
-    fused = head.flip_fuse(o, mirror(head, o), FLIP)
+    if mode == 'exact':
+        # heatmaps mirrored exactly: the flipped pass's peaks one cell
+        # right in the last 1/4 of a cell, i.e. with smooth maps a 1/4-cell
+        # shift; give the mirror pass flat heatmaps so that only the
+        # regression / offset convention is tested here
+        for key in ('center_heatmap', 'keypoint_heatmap'):
+            o[key] = o[key].mean(-1, keepdim=True).expand_as(o[key]).clone()
+    fused = head.flip_fuse(o, mirror(head, o, a), FLIP)
     for key in o:
         expected = o[key].sigmoid() if 'heatmap' in key else o[key]
         torch.testing.assert_close(fused[key], expected)
@@ -421,9 +490,9 @@ def test_flip_test_of_a_mirror_symmetric_pair_is_the_original():
         def forward(self, feats):
             return self.table[feats]
 
-    stub = make_head(type='CenterNetPoseHead')
+    stub = make_head(type='CenterNetPoseHead', flip_mode=mode)
     stub.__class__ = StubHead
-    StubHead.table = {'orig': o, 'flip': mirror(head, o)}
+    StubHead.table = {'orig': o, 'flip': mirror(head, o, a)}
     samples = make_samples([[1], [2]])
     plain = stub.predict('orig', samples, dict())
     flipped = stub.predict(['orig', 'flip'], samples, dict(flip_test=True))
