@@ -3,7 +3,8 @@
 # epochs) evaluated in mmpose with the authors' test settings: 512x512 input,
 # flip test, top-100 centres, `nearest` keypoint decoding (their
 # multi_pose_decode: regressed joints snapped to the nearest joint-heatmap
-# peak above 0.1 inside the person's box).
+# peak above 0.1 inside the person's box), their flip fusion
+# (flip_mode='official').
 # Published AP on COCO val2017 (flip test): 58.9 (not re-measured here).
 # Convert the published file, then test:
 #   python tools/convert_centernet_checkpoint.py multi_pose_dla_3x.pth \
@@ -26,7 +27,9 @@ model = dict(
     backbone=dict(init_cfg=None),
     neck=dict(conv_type='dcn'),
     head=dict(decoder=codec),
-    test_cfg=dict(flip_test=True))
+    # the authors' flip fusion: index mirror of the stride-4 maps
+    # (flip_mode='exact', our default, corrects its ~2 input px shift)
+    test_cfg=dict(flip_test=True, flip_mode='official'))
 
 val_pipeline = [
     dict(type='LoadImage'),
