@@ -10,9 +10,9 @@ float32). Before the bfloat16 fix, HRNet++ heatmap, soft-gated and
 HigherHRNet/SWAHR failed here with ``TypeError: Got unsupported ScalarType
 BFloat16`` in mmpose's ``to_numpy``.
 
-The grouped CenterNet family is not in this list yet: its head's
-low-precision casting is done on another branch, and it is added to
-``FAMILIES`` when that branch is merged.
+Grouped CenterNet (toy fashion data) is covered by
+``tests/test_models/test_heads/test_centernet_head_autocast.py``: loss and
+predict under both dtypes, flip test, both decode and flip modes.
 """
 import random
 import warnings
@@ -35,7 +35,7 @@ TOY = REPO_ROOT + '/configs/{}/toy_persons/{}.py'
 #: leave the decoding path untested.
 KEEP_ALL = {'model.head.decoder.decode_keypoint_thr': -1.0}
 #: family -> (config, trainable, config overrides): every model family of
-#: ours except grouped CenterNet (see the module docstring).
+#: ours on toy persons (grouped CenterNet: see the module docstring).
 FAMILIES = {
     'higherhrnet': (TOY.format(
         'swahr', 'higherhrnet_hrnet-w16-tiny_1xb16-36e_toy-persons-64x64'),
