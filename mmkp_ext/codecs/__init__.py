@@ -1,12 +1,11 @@
 """Keypoint codecs; importing registers them into ``mmpose.registry.KEYPOINT_CODECS``."""
+from ..grouping.layout import (class_channel_matrix, output_channels,
+                               resolve_category_ranges, resolve_grouping)
 from .grouped_centernet_label import (DECODE_MODES, OUTPUT_KEYS,
-                                      GroupedCenterNetLabel,
-                                      class_channel_matrix, draw_gaussians,
-                                      gaussian_radius, output_channels,
-                                      resolve_category_ranges,
-                                      resolve_grouping)
+                                      GroupedCenterNetLabel)
 from .multi_resolution_ae_label import (MultiResolutionAELabel,
                                         render_gaussian_heatmaps)
+from .utils import draw_gaussians, gaussian_radius
 
 __all__ = [
     'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',

@@ -25,26 +25,27 @@ key                   channels   meaning
 import math
 import warnings
 from numbers import Integral, Real
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 
-from mmkp_ext.datasets.category_layouts import (get_category_keypoint_ranges,
-                                                keypoint_category_matrix)
-from mmkp_ext.grouping.grouping_file import (inconsistent_pairs, load_grouping,
-                                             undecodable_pairs, validate_group)
+from mmkp_ext.grouping.grouping_file import (inconsistent_pairs,
+                                             undecodable_pairs)
+from mmkp_ext.grouping.layout import (class_channel_matrix,
+                                      keypoint_category_matrix,
+                                      output_channels, resolve_category_ranges,
+                                      resolve_grouping)
+from .utils.centernet_decode import (Heatmap, finite_outputs, local_max,
+                                     nearest_peaks, rescore_cells,
+                                     values_at_cells)
+from .utils.centernet_targets import draw_gaussians, gaussian_radius
 
-__all__ = [
-    'GroupedCenterNetLabel', 'gaussian_radius', 'draw_gaussians',
-    'resolve_grouping', 'resolve_category_ranges', 'class_channel_matrix',
-    'output_channels', 'OUTPUT_KEYS', 'DECODE_MODES'
-]
+__all__ = ['GroupedCenterNetLabel', 'OUTPUT_KEYS', 'DECODE_MODES']
 
 #: Names (and order) of the six head outputs.
 OUTPUT_KEYS = ('center_heatmap', 'center_offset', 'box_size', 'keypoint_reg',
@@ -54,150 +55,6 @@ DECODE_MODES = ('rescore', 'nearest')
 
 #: Heatmap targets become logits clamped like the focal loss's probabilities.
 _P_EPS = 1e-4
-
-
-def gaussian_radius(height, width, min_overlap: float = 0.7) -> np.ndarray:
-    """CenterNet's Gaussian radius for boxes of the given size.
-
-    The smallest of CenterNet's three roots (``utils/image.py``, kept exactly
-    as in its code, which trained models expect)::
-
-        r1 = (b1 + sqrt(b1^2 - 4 a1 c1)) / 2,  a1 = 1, b1 = h + w,
-             c1 = w h (1 - m) / (1 + m)
-        r2 = (b2 + sqrt(b2^2 - 4 a2 c2)) / 2,  a2 = 4, b2 = 2 (h + w),
-             c2 = (1 - m) w h
-        r3 = (b3 + sqrt(b3^2 - 4 a3 c3)) / 2,  a3 = 4 m, b3 = -2 m (h + w),
-             c3 = (m - 1) w h
-
-    Args:
-        height, width: box size(s) in output pixels (scalars or arrays).
-        min_overlap (float): ``m``, the IoU a box shifted by the radius keeps.
-
-    Returns:
-        np.ndarray: float64 radius, broadcast shape of the inputs.
-    """
-    h = np.asarray(height, dtype=np.float64)
-    w = np.asarray(width, dtype=np.float64)
-    m = float(min_overlap)
-    b1 = h + w
-    c1 = w * h * (1 - m) / (1 + m)
-    r1 = (b1 + np.sqrt(b1**2 - 4 * c1)) / 2
-    b2 = 2 * (h + w)
-    c2 = (1 - m) * w * h
-    r2 = (b2 + np.sqrt(b2**2 - 16 * c2)) / 2
-    a3 = 4 * m
-    b3 = -2 * m * (h + w)
-    c3 = (m - 1) * w * h
-    r3 = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
-    return np.minimum(np.minimum(r1, r2), r3)
-
-
-def draw_gaussians(heatmaps: np.ndarray, channels: np.ndarray, xs: np.ndarray,
-                   ys: np.ndarray, radii: np.ndarray) -> None:
-    """Max-merge CenterNet Gaussians into ``heatmaps`` in place, all at once.
-
-    Gaussian ``m`` lives on channel ``channels[m]``, centred on the integer
-    cell ``(xs[m], ys[m])``, in a ``(2r+1) x (2r+1)`` window (``r =
-    radii[m]``) with ``sigma = (2r+1)/6``: value ``exp(-(dx^2 + dy^2) /
-    (2 sigma^2))`` at offset ``(dx, dy)``, 1 at the centre. Parts outside the
-    map are cut off; overlaps keep the elementwise maximum. (CenterNet also
-    zeroes values below ``eps * max``; inside the window they never are.)
-
-    Args:
-        heatmaps (np.ndarray): ``(C, H, W)`` float array, modified.
-        channels, xs, ys, radii (np.ndarray): ``(M,)`` integers.
-    """
-    if len(channels) == 0:
-        return
-    C, H, W = heatmaps.shape
-    radii = np.asarray(radii, dtype=np.int64)
-    sizes = 2 * radii + 1
-    counts = sizes * sizes
-    # Ragged windows flattened into one array: element e belongs to
-    # Gaussian owner[e] and is its local[e]-th window cell.
-    owner = np.repeat(np.arange(len(radii)), counts)
-    starts = np.cumsum(counts) - counts
-    local = np.arange(int(counts.sum())) - np.repeat(starts, counts)
-    size_e = sizes[owner]
-    r_e = radii[owner]
-    dy = local // size_e - r_e
-    dx = local % size_e - r_e
-    x = np.asarray(xs, dtype=np.int64)[owner] + dx
-    y = np.asarray(ys, dtype=np.int64)[owner] + dy
-    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
-    sigma = size_e[inside] / 6.0
-    d2 = (dx[inside]**2 + dy[inside]**2).astype(np.float64)
-    values = np.exp(-d2 / (2 * sigma * sigma)).astype(heatmaps.dtype)
-    flat = (np.asarray(channels, dtype=np.int64)[owner][inside] * H +
-            y[inside]) * W + x[inside]
-    np.maximum.at(heatmaps.reshape(-1), flat, values)
-
-
-def resolve_grouping(num_keypoints: int,
-                     reg_group: Optional[Sequence[int]] = None,
-                     hm_group: Optional[Sequence[int]] = None,
-                     grouping_file=None) -> Tuple[List[int], List[int]]:
-    """Turn the grouping arguments shared by the codec and the head into two
-    validated lists.
-
-    Either ``grouping_file`` (a grouping JSON path or dict, see
-    ``docs/grouping_json.md``) or ``reg_group`` / ``hm_group`` (each
-    optional, identity when ``None``); not both.
-
-    Raises:
-        ValueError: both a file and lists, or a map that breaks the rules of
-            :func:`mmkp_ext.grouping.validate_group` (e.g. a length different
-            from ``num_keypoints``).
-    """
-    if grouping_file is not None:
-        if reg_group is not None or hm_group is not None:
-            raise ValueError('give either grouping_file or reg_group/hm_group'
-                             ', not both')
-        g = load_grouping(grouping_file, num_keypoints=num_keypoints)
-        return g['reg_group'], g['hm_group']
-    ident = list(range(num_keypoints))
-    reg = (
-        ident if reg_group is None else validate_group(
-            reg_group, num_keypoints, 'reg_group'))
-    hm = (
-        list(ident) if hm_group is None else validate_group(
-            hm_group, num_keypoints, 'hm_group'))
-    return reg, hm
-
-
-def resolve_category_ranges(num_keypoints: int,
-                            category_keypoints=None) -> List[Tuple[int, int]]:
-    """Class keypoint ranges shared by the codec and the head: ``None`` is
-    one class owning all ``num_keypoints`` keypoints, anything else goes
-    through :func:`~mmkp_ext.datasets.category_layouts.
-    get_category_keypoint_ranges`."""
-    if category_keypoints is None:
-        return [(0, num_keypoints - 1)]
-    return get_category_keypoint_ranges(category_keypoints, num_keypoints)
-
-
-def class_channel_matrix(category_ranges: Sequence[Tuple[int, int]],
-                         hm_group: Sequence[int]) -> np.ndarray:
-    """``(C, G_h)`` bool: heatmap channel ``g`` holds a keypoint of class
-    ``c`` (the basis of the present-class channel mask)."""
-    hm = np.asarray(hm_group)
-    matrix = np.zeros((len(category_ranges), int(hm.max()) + 1), dtype=bool)
-    cc, kk = np.nonzero(keypoint_category_matrix(category_ranges, len(hm)))
-    matrix[cc, hm[kk]] = True
-    return matrix
-
-
-def output_channels(num_classes: int, num_reg_groups: int,
-                    num_hm_groups: int) -> Dict[str, int]:
-    """Channels of each head output (:data:`OUTPUT_KEYS` order):
-    ``C, 2, 2, 2 G_r, G_h, 2``."""
-    return dict(
-        center_heatmap=num_classes,
-        center_offset=2,
-        box_size=2,
-        keypoint_reg=2 * num_reg_groups,
-        keypoint_heatmap=num_hm_groups,
-        keypoint_offset=2)
 
 
 def _check_size(name: str, value) -> Tuple[int, int]:
@@ -286,7 +143,7 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         num_keypoints (int): ``K``, keypoints per instance (all classes).
         category_keypoints (str | list, optional): class keypoint ranges, a
             layout name or ``(first, last)`` pairs (see
-            :func:`mmkp_ext.datasets.category_layouts.
+            :func:`mmkp_ext.grouping.layout.
             get_category_keypoint_ranges`); class ``c`` = category id
             ``c + 1``. ``None``: one class owning all keypoints.
         reg_group, hm_group (list[int], optional): keypoint -> group maps.
@@ -776,7 +633,7 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         K = self.num_keypoints
         device = center_heatmap.device
         t = self._tensors(device)
-        out, bad = _finite_outputs(
+        out, bad = finite_outputs(
             dict(
                 center_heatmap=center_heatmap,
                 center_offset=center_offset,
@@ -784,11 +641,11 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
                 keypoint_reg=keypoint_reg,
                 keypoint_heatmap=keypoint_heatmap,
                 keypoint_offset=keypoint_offset), logits)
-        hm = _Heatmap(out['keypoint_heatmap'], logits)
+        hm = Heatmap(out['keypoint_heatmap'], logits)
 
         # 1. objects: NMS on the raw values (sigmoid is monotonic)
         heat = out['center_heatmap']
-        heat = heat.masked_fill(~_local_max(heat), -math.inf)
+        heat = heat.masked_fill(~local_max(heat), -math.inf)
         N = min(int(topk), C * HW)
         raw, inds = heat.view(B, -1).topk(N)
         scores = torch.sigmoid(raw) if logits else raw.clamp_min(0)
@@ -825,12 +682,17 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         # 3. refinement
         koff = out['keypoint_offset'].flatten(2)  # (B, 2, HW)
         if mode == 'rescore':
-            x, y = self._rescore(hm, coarse, channel, float(sigma))
-            kp, kscore = self._at_cells(hm, koff, channel, x, y)
+            x, y = rescore_cells(hm, coarse, channel, float(sigma),
+                                 self.rescore_window,
+                                 self.rescore_candidates,
+                                 self.chunk_elements)
+            kp, kscore = values_at_cells(hm, koff, channel, x, y)
             off_cell = y * W + x
         else:
-            kp, kscore, off_cell = self._nearest(hm, koff, coarse, channel,
-                                                 boxes, int(topk))
+            kp, kscore, off_cell = nearest_peaks(
+                hm, koff, coarse, channel, boxes, int(topk),
+                self.nearest_score_thr, self.nearest_dist_ratio,
+                self.chunk_elements)
         kscore = kscore * valid
 
         if bad:
@@ -888,282 +750,3 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
             if shape != (B, ch, H, W):
                 raise ValueError(f'{key} must have shape {(B, ch, H, W)} for '
                                  f'this codec, got {shape}')
-
-    def _chunks(self, num: int, per_item: int) -> List[slice]:
-        """Slices of ``range(num)`` holding about ``chunk_elements`` elements
-        of ``per_item`` each."""
-        step = max(1, self.chunk_elements // max(1, per_item))
-        return [slice(i, min(i + step, num)) for i in range(0, num, step)]
-
-    def _rescore(self, hm: '_Heatmap', coarse: Tensor, channel: Tensor,
-                 sigma: float) -> Tuple[Tensor, Tensor]:
-        """Exact Gaussian-rescored argmax cell of every query.
-
-        Maximises ``log h(p) - |p + 0.5 - c|^2 / (2 sigma^2)`` (the log of
-        ``h * mask``; no underflow for far coarse points; ``p + 0.5`` is the
-        centre of cell ``p``) over the cells ``p`` of channel ``channel``
-        for the coarse point ``c``. Candidates:
-        the ``(2R+1)^2`` window around ``round(c)`` (``R = ceil(
-        rescore_window * sigma)``) and the channel's ``T`` highest cells.
-        Any other cell is at least ``R + 0.5`` from ``c`` and at most the
-        ``T``-th highest value, so it cannot beat ``log h_T - (R + 0.5)^2 /
-        (2 sigma^2)``; queries whose best candidate falls below that bound
-        are redone over the whole map. The result is the exact argmax.
-
-        Args:
-            hm: keypoint heatmap ``(B, G, H, W)``.
-            coarse (Tensor): ``(B, N, S, 2)`` coarse points, output px.
-            channel (Tensor): ``(B, N, S)`` heatmap channel per query.
-
-        Returns:
-            tuple: integer cells ``x``, ``y``, each ``(B, N, S)`` int64.
-        """
-        B, G, H, W = hm.shape
-        N, S = coarse.shape[1:3]
-        HW = H * W
-        device = coarse.device
-        inv2s2 = 1.0 / (2 * sigma * sigma)
-        # Cell (i, j) stands for the points of [j, j + 1) x [i, i + 1) (a
-        # keypoint's peak sits in cell floor(kp)), so distances are measured
-        # to cell centres: shifting the coarse point by -0.5 lets integer
-        # cell indices stand for those centres below. Keep rounding and
-        # index arithmetic finite for wild regressions.
-        coarse = (coarse.nan_to_num(0.0) - 0.5).clamp(-4.0 * max(H, W),
-                                                      5.0 * max(H, W))
-        best_x = torch.zeros(B, N, S, dtype=torch.long, device=device)
-        best_y = torch.zeros_like(best_x)
-        R = int(math.ceil(self.rescore_window * sigma))
-        L = 2 * R + 1
-        T = min(self.rescore_candidates, HW)
-        if L * L + T < HW:
-            top_raw, top_idx = hm.raw.view(B, G, HW).topk(T)
-            top_log = hm.log_prob(top_raw)  # (B, G, T) descending
-            top_x = (top_idx % W).float()
-            top_y = (top_idx // W).float()
-            best = torch.empty(B, N, S, device=device)
-            offs = torch.arange(-R, R + 1, device=device)
-            flat_raw = hm.raw.view(B, G * HW)
-            for sl in self._chunks(N, B * S * (L * L + T)):
-                c = coarse[:, sl]
-                ch = channel[:, sl]
-                n = ch.shape[1]
-                # window candidates
-                wx = c[..., 0].round().long()[..., None] + offs  # (B,n,S,L)
-                wy = c[..., 1].round().long()[..., None] + offs
-                gx = -(wx - c[..., 0, None])**2 * inv2s2
-                gy = -(wy - c[..., 1, None])**2 * inv2s2
-                gx = gx.masked_fill((wx < 0) | (wx >= W), -math.inf)
-                gy = gy.masked_fill((wy < 0) | (wy >= H), -math.inf)
-                flat = (
-                    ch[..., None, None] * HW +
-                    wy.clamp(0, H - 1)[..., :, None] * W +
-                    wx.clamp(0, W - 1)[..., None, :])
-                vals = hm.log_prob(flat_raw.gather(1, flat.view(B, -1)))
-                score = (
-                    vals.view(B, n, S, L, L) + gy[..., :, None] +
-                    gx[..., None, :])
-                w_best, w_arg = score.view(B, n, S, L * L).max(-1)
-                w_x = wx.gather(-1, (w_arg % L)[..., None])[..., 0]
-                w_y = wy.gather(-1, (w_arg // L)[..., None])[..., 0]
-                # the channel's T highest cells
-                idx = ch.reshape(B, n * S, 1).expand(-1, -1, T)
-                tx = top_x.gather(1, idx).view(B, n, S, T)
-                ty = top_y.gather(1, idx).view(B, n, S, T)
-                t_score = (
-                    top_log.gather(1, idx).view(B, n, S, T) -
-                    ((tx - c[..., 0, None])**2 +
-                     (ty - c[..., 1, None])**2) * inv2s2)
-                t_best, t_arg = t_score.max(-1)
-                use_t = t_best > w_best
-                best[:, sl] = torch.maximum(w_best, t_best)
-                best_x[:, sl] = torch.where(
-                    use_t,
-                    tx.gather(-1, t_arg[..., None])[..., 0].long(), w_x)
-                best_y[:, sl] = torch.where(
-                    use_t,
-                    ty.gather(-1, t_arg[..., None])[..., 0].long(), w_y)
-            bound = (
-                top_log[..., -1].gather(1, channel.view(B, -1)).view(B, N, S) -
-                (R + 0.5)**2 * inv2s2)
-            redo = ~(best >= bound)
-        else:
-            redo = torch.ones(B, N, S, dtype=torch.bool, device=device)
-
-        if redo.any():
-            b, n, s = torch.nonzero(redo, as_tuple=True)
-            q_ch = channel[b, n, s]
-            q_c = coarse[b, n, s]  # (Q, 2)
-            cols = torch.arange(W, device=device, dtype=torch.float32)
-            rows = torch.arange(H, device=device, dtype=torch.float32)
-            for sl in self._chunks(b.numel(), HW):
-                gx = -(cols - q_c[sl, 0, None])**2 * inv2s2  # (q, W)
-                gy = -(rows - q_c[sl, 1, None])**2 * inv2s2  # (q, H)
-                score = (
-                    hm.log_prob(hm.raw[b[sl], q_ch[sl]]) + gy[:, :, None] +
-                    gx[:, None, :])
-                arg = score.view(-1, HW).argmax(-1)
-                best_x[b[sl], n[sl], s[sl]] = arg % W
-                best_y[b[sl], n[sl], s[sl]] = arg // W
-        return best_x, best_y
-
-    @staticmethod
-    def _at_cells(hm: '_Heatmap', offset: Tensor, channel: Tensor, x: Tensor,
-                  y: Tensor) -> Tuple[Tensor, Tensor]:
-        """Keypoint = integer cell ``(x, y)`` + keypoint offset there (offset
-        ``(B, 2, HW)``); score = heatmap of the query's channel there."""
-        B, G, H, W = hm.shape
-        cell = y * W + x
-        flat_cell = cell.view(B, -1)
-        ox = offset[:, 0].gather(1, flat_cell).view_as(cell)
-        oy = offset[:, 1].gather(1, flat_cell).view_as(cell)
-        score = hm.prob(
-            hm.raw.view(B, G * H * W).gather(1, (channel * H * W + cell).view(
-                B, -1))).view_as(cell)
-        kp = torch.stack([x.float() + ox, y.float() + oy], dim=-1)
-        return kp, score
-
-    def _nearest(self, hm: '_Heatmap', offset: Tensor, coarse: Tensor,
-                 channel: Tensor, boxes: Tensor,
-                 topk: int) -> Tuple[Tensor, Tensor, Tensor]:
-        """CenterNet's snapping to the nearest heatmap peak (see
-        :meth:`batch_decode`); ``coarse`` ``(B, N, S, 2)``, ``channel`` ``(B,
-        N, S)``, ``boxes`` ``(B, N, 4)`` in output pixels, ``offset`` ``(B,
-        2, HW)``. Returns keypoints ``(B, N, S, 2)``, scores ``(B, N, S)``
-        and the flat cell whose keypoint offset was used ``(B, N, S)``
-        int64, -1 where the coarse point was kept."""
-        B, G, H, W = hm.shape
-        N, S = coarse.shape[1:3]
-        HW = H * W
-        T = min(topk, HW)
-        # NMS + top-T per channel, in channel chunks: bounded memory.
-        p_raw = hm.raw.new_empty(B, G, T)
-        p_idx = torch.empty(B, G, T, dtype=torch.long, device=coarse.device)
-        for sl in self._chunks(G, B * HW):
-            raw = hm.raw[:, sl]
-            raw = raw.masked_fill(~_local_max(raw), -math.inf)
-            p_raw[:, sl], p_idx[:, sl] = raw.flatten(2).topk(T)
-        p_score = hm.prob(p_raw)
-        p_x = (p_idx % W).float() + offset[:, 0].gather(1, p_idx.view(
-            B, -1)).view(B, G, T)
-        p_y = (p_idx // W).float() + offset[:, 1].gather(1, p_idx.view(
-            B, -1)).view(B, G, T)
-        p_score = p_score.masked_fill(p_score < self.nearest_score_thr, -1.0)
-
-        kp = torch.empty_like(coarse)
-        score = torch.empty(B, N, S, device=coarse.device)
-        used = torch.empty(B, N, S, dtype=torch.long, device=coarse.device)
-        for sl in self._chunks(N, B * S * T):
-            ch = channel[:, sl]  # (B, n, S)
-            n = ch.shape[1]
-            idx = ch.reshape(B, n * S, 1).expand(-1, -1, T)
-            qx = p_x.gather(1, idx).view(B, n, S, T)
-            qy = p_y.gather(1, idx).view(B, n, S, T)
-            qs = p_score.gather(1, idx).view(B, n, S, T)
-            c = coarse[:, sl]
-            dist = torch.hypot(qx - c[..., 0, None], qy - c[..., 1, None])
-            dist = dist.masked_fill(qs < 0, math.inf)
-            d_min, arg = dist.min(-1)
-            sel_x = qx.gather(-1, arg[..., None])[..., 0]
-            sel_y = qy.gather(-1, arg[..., None])[..., 0]
-            sel_s = qs.gather(-1, arg[..., None])[..., 0]
-            sel_cell = p_idx.gather(1, idx).view(B, n, S, T).gather(
-                -1, arg[..., None])[..., 0]
-            box = boxes[:, sl, None, :]  # (B, n, 1, 4)
-            size = torch.maximum(box[..., 2] - box[..., 0],
-                                 box[..., 3] - box[..., 1])
-            keep_coarse = (~torch.isfinite(d_min) | (sel_x < box[..., 0])
-                           | (sel_x > box[..., 2]) | (sel_y < box[..., 1])
-                           | (sel_y > box[..., 3])
-                           | (d_min > self.nearest_dist_ratio * size))
-            kp[:, sl] = torch.where(keep_coarse[..., None], c,
-                                    torch.stack([sel_x, sel_y], -1))
-            # score of a kept coarse point: heatmap at its cell (0 outside)
-            cx = c[..., 0].nan_to_num(-1.0).floor()
-            cy = c[..., 1].nan_to_num(-1.0).floor()
-            inside = (cx >= 0) & (cx < W) & (cy >= 0) & (cy < H)
-            cell = (cy.clamp(0, H - 1) * W + cx.clamp(0, W - 1)).long()
-            h_at = hm.prob(
-                hm.raw.view(B, G * HW).gather(1, (ch * HW + cell).view(
-                    B, -1))).view(B, n, S)
-            score[:, sl] = torch.where(keep_coarse, h_at * inside, sel_s)
-            used[:, sl] = sel_cell.masked_fill(keep_coarse, -1)
-        return kp, score, used
-
-
-#: Logit standing for "no evidence" (sigmoid 0 in float32; logsigmoid
-#: finite) in place of a non-finite heatmap value.
-_NO_EVIDENCE_LOGIT = -1e4
-
-
-def _finite_outputs(outputs: Dict[str, Tensor], logits: bool
-                    ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-    """Float32 copies of the head outputs with non-finite values replaced,
-    and where they were.
-
-    Heatmap values become "no evidence" (probability 0: logit
-    ``_NO_EVIDENCE_LOGIT``, or 0 for probabilities), everything else 0.
-    One ``UserWarning`` names every output holding non-finite values with
-    their count.
-
-    Returns:
-        tuple: the outputs (``(B, ch, H, W)`` float32) and, only for outputs
-        with non-finite values, ``(B, ch, H*W)`` bool masks of them.
-    """
-    fixed, bad, counts = {}, {}, []
-    for key, value in outputs.items():
-        value = value.float()
-        # fast path: a sum is finite iff no value is NaN / inf (or it
-        # overflows, which only sends it down the exact path)
-        if bool(torch.isfinite(value.sum())):
-            fixed[key] = value
-            continue
-        ok = torch.isfinite(value)
-        n_bad = value.numel() - int(ok.sum())
-        if n_bad:
-            fill = 0.0
-            if key in ('center_heatmap', 'keypoint_heatmap') and logits:
-                fill = _NO_EVIDENCE_LOGIT
-            value = torch.where(ok, value, value.new_tensor(fill))
-            bad[key] = ~ok.flatten(2)
-            counts.append(f'{key}: {n_bad} non-finite of {value.numel()}')
-        fixed[key] = value
-    if counts:
-        warnings.warn(
-            'GroupedCenterNetLabel decode: non-finite head outputs ('
-            + '; '.join(counts) + '); keypoints and objects that read them '
-            'get score 0 (heatmap values count as probability 0, offsets, '
-            'sizes and regressions as 0; a keypoint without a finite '
-            'regression is placed at its object\'s centre)',
-            stacklevel=3)
-    return fixed, bad
-
-
-class _Heatmap:
-    """A ``(B, G, H, W)`` heatmap held raw (logits or probabilities) with
-    the activation applied only to gathered values."""
-
-    def __init__(self, raw: Tensor, logits: bool):
-        self.raw = raw
-        self.logits = logits
-        self.shape = raw.shape
-
-    def prob(self, v: Tensor) -> Tensor:
-        return torch.sigmoid(v) if self.logits else v.clamp_min(0)
-
-    def log_prob(self, v: Tensor) -> Tensor:
-        if self.logits:
-            return F.logsigmoid(v)
-        return v.clamp_min(1e-30).log()
-
-
-def _local_max(x: Tensor) -> Tensor:
-    """``x == maxpool3x3(x)`` (stride 1, -inf padding) as a bool tensor.
-
-    Two 1-D max-pools (rows, then columns): several times faster on CPU
-    than ``F.max_pool2d`` for hundreds of channels, same result.
-    """
-    B, C, H, W = x.shape
-    rows = F.max_pool1d(x.reshape(-1, 1, W), 3, 1, 1).view(B, C, H, W)
-    both = F.max_pool1d(rows.transpose(2, 3).reshape(-1, 1, H), 3, 1,
-                        1).view(B, C, W, H)
-    return both.transpose(2, 3) == x

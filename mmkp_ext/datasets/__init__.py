@@ -7,7 +7,7 @@ numpy and OpenCV.
 """
 from typing import Dict, Sequence, Union
 
-from .category_layouts import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
+from ..grouping.layout import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
                                get_category_keypoint_ranges,
                                keypoint_category_matrix)
 from . import transforms  # noqa: F401

@@ -4,7 +4,7 @@ from typing import Optional
 
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
-from .category_layouts import DEEPFASHION2_CATEGORY_RANGES
+from ..grouping.layout import DEEPFASHION2_CATEGORY_RANGES
 from .checked_coco_datasets import CheckedAnnotationsMixin
 
 __all__ = ['DeepFashion2FullDataset', 'DEEPFASHION2_FULL_METAINFO_FILE']

@@ -39,7 +39,7 @@ from xtcocotools.cocoeval import COCOeval
 from mmpose.evaluation.functional import oks_nms, soft_oks_nms
 from mmpose.registry import METRICS
 from mmpose.structures.bbox import bbox_xyxy2xywh
-from ..datasets.category_layouts import get_category_keypoint_ranges
+from ..grouping.layout import get_category_keypoint_ranges
 from .guarded_coco_metric import GuardedCocoMetric
 from .prediction_checks import (finite_instances, load_results,
                                 log_dropped_instances)

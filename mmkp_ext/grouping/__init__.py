@@ -14,6 +14,11 @@ from .grouping_file import (GROUPING_FIELDS, group_counts, identity_grouping,
                             inconsistent_pairs, load_grouping, save_grouping,
                             undecodable_pairs, validate_group)
 from .head_rows import group_rows, mean_matrix
+from .layout import (DEEPFASHION2_CATEGORY_RANGES, KNOWN_LAYOUTS,
+                     TOY_FASHION_CATEGORY_RANGES, class_channel_matrix,
+                     get_category_keypoint_ranges, keypoint_category_matrix,
+                     output_channels, resolve_category_ranges,
+                     resolve_grouping)
 
 __all__ = [
     'GROUPING_FIELDS', 'group_counts', 'identity_grouping',
@@ -26,5 +31,8 @@ __all__ = [
     'same_category_pairs', 'euclidean_distances', 'head_row_features',
     'load_coco_annotations', 'mean_keypoint_offsets', 'group_rows',
     'mean_matrix', 'DISTANCES', 'RESTRICT', 'auto_grouping',
-    'consensus_summary', 'head_distances'
+    'consensus_summary', 'head_distances', 'DEEPFASHION2_CATEGORY_RANGES',
+    'KNOWN_LAYOUTS', 'TOY_FASHION_CATEGORY_RANGES', 'class_channel_matrix',
+    'get_category_keypoint_ranges', 'keypoint_category_matrix',
+    'output_channels', 'resolve_category_ranges', 'resolve_grouping'
 ]

@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .clustering import merge_levels
+from .layout import get_category_keypoint_ranges, keypoint_category_matrix
 
 __all__ = [
     'keypoint_categories', 'same_category_pairs', 'inconsistent_counts',
@@ -33,11 +34,9 @@ def keypoint_categories(layout: Union[str, Sequence],
     Args:
         layout: a layout name (``'deepfashion2'``, ``'toy_fashion'``,
             ``'coco'``) or inclusive ``(first, last)`` ranges, one per
-            category (:mod:`mmkp_ext.datasets.category_layouts`).
+            category (:mod:`mmkp_ext.grouping.layout`).
         num_keypoints (int): ``K``.
     """
-    from mmkp_ext.datasets.category_layouts import (
-        get_category_keypoint_ranges, keypoint_category_matrix)
     ranges = get_category_keypoint_ranges(layout, num_keypoints)
     owned = keypoint_category_matrix(ranges, num_keypoints)  # (C, K)
     return np.where(owned.any(0), owned.argmax(0), -1).astype(np.int64)

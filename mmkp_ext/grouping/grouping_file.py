@@ -356,8 +356,8 @@ def identity_grouping(num_keypoints: int) -> dict:
 
 def _keypoint_class(category_ranges, num_keypoints: int) -> np.ndarray:
     """Class index of every keypoint (-1 where no category owns it)."""
-    from mmkp_ext.datasets.category_layouts import (
-        get_category_keypoint_ranges, keypoint_category_matrix)
+    # layout imports this module at its top: import it here
+    from .layout import get_category_keypoint_ranges, keypoint_category_matrix
     ranges = get_category_keypoint_ranges(category_ranges, num_keypoints)
     owned = keypoint_category_matrix(ranges, num_keypoints)  # (C, K)
     return np.where(owned.any(0), owned.argmax(0), -1).astype(np.int64)
@@ -375,7 +375,7 @@ def inconsistent_pairs(group: Sequence[int],
         group: keypoint -> group map of length ``K``.
         category_ranges: inclusive ``(first, last)`` keypoint ranges per
             category, or a layout name accepted by
-            :func:`mmkp_ext.datasets.category_layouts.
+            :func:`mmkp_ext.grouping.layout.
             get_category_keypoint_ranges` (``'deepfashion2'``, ``'coco'``...).
 
     Returns:

@@ -131,8 +131,7 @@ def test_inconsistent_pairs_hand_case():
 def test_inconsistent_pairs_matches_brute_force_on_deepfashion2():
     rng = np.random.default_rng(0)
     group = rng.permutation(np.arange(294) % 62)
-    from mmkp_ext.datasets.category_layouts import \
-        DEEPFASHION2_CATEGORY_RANGES as R
+    from mmkp_ext.grouping.layout import DEEPFASHION2_CATEGORY_RANGES as R
     cat = np.zeros(294, int)
     for c, (a, b) in enumerate(R):
         cat[a:b + 1] = c

@@ -11,7 +11,7 @@
 #
 # Category keypoint ranges (category id, name, first-last keypoint index,
 # 0-based, inclusive); the same table is
-# ``mmkp_ext.datasets.category_layouts.DEEPFASHION2_CATEGORY_RANGES``:
+# ``mmkp_ext.grouping.layout.DEEPFASHION2_CATEGORY_RANGES``:
 #    1 short_sleeved_shirt      0-24
 #    2 long_sleeved_shirt      25-57
 #    3 short_sleeved_outwear   58-88

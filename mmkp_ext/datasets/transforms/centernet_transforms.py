@@ -36,7 +36,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmpose.registry import TRANSFORMS
-from ..category_layouts import (get_category_keypoint_ranges,
+from ...grouping.layout import (get_category_keypoint_ranges,
                                 keypoint_category_matrix)
 
 __all__ = ['CenterNetFilterInstances', 'INSTANCE_KEYS']

@@ -50,9 +50,11 @@ from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
-from mmkp_ext.codecs.grouped_centernet_label import (
-    OUTPUT_KEYS, GroupedCenterNetLabel, class_channel_matrix, output_channels,
-    resolve_category_ranges, resolve_grouping)
+from mmkp_ext.codecs.grouped_centernet_label import (OUTPUT_KEYS,
+                                                     GroupedCenterNetLabel)
+from mmkp_ext.grouping.layout import (class_channel_matrix, output_channels,
+                                      resolve_category_ranges,
+                                      resolve_grouping)
 
 __all__ = ['CenterNetPoseHead', 'group_flip_permutation', 'FLIP_MODES']
 
