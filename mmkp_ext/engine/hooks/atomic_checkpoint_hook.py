@@ -67,6 +67,10 @@ def checkpoint_looks_complete(path: str) -> Tuple[bool, str]:
     if osp.getsize(path) == 0:
         return False, 'is empty (0 bytes)'
     if not zipfile.is_zipfile(path):
+        with open(path, 'rb') as f:
+            if f.read(4) == b'PK\x03\x04':
+                return False, ('is truncated (a zip archive without its '
+                               'central directory)')
         from mmkp_ext.safe_load import load_checkpoint_dict
         try:
             load_checkpoint_dict(path)
