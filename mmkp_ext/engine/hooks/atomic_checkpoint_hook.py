@@ -350,23 +350,36 @@ class AtomicCheckpointHook(CheckpointHook):
             if key_score is None or not self.is_better_than[key_indicator](
                     key_score, best_score):
                 continue
-            best_ckpt_updated = True
-            runner.message_hub.update_info(best_score_key, key_score)
             best_name = f'best_{key_indicator}_{ckpt_filename}'.replace(
                 '/', '_')
             new_path = self.file_backend.join_path(self.out_dir, best_name)
+            # The saved message hub records the new best (as with
+            # CheckpointHook); the hook's own record changes only once the
+            # file is complete.
+            info = runner.message_hub.runtime_info
+            saved_info = {k: info[k] for k in (best_score_key, runtime_key)
+                          if k in info}
+            runner.message_hub.update_info(best_score_key, key_score)
+            runner.message_hub.update_info(runtime_key, new_path)
+            try:
+                self._save_atomically(
+                    runner,
+                    best_name,
+                    save_optimizer=False,
+                    save_param_scheduler=False,
+                    meta=dict(meta),
+                    by_epoch=False)
+            except BaseException:
+                for k in (best_score_key, runtime_key):
+                    info.pop(k, None)
+                for k, v in saved_info.items():
+                    runner.message_hub.update_info(k, v)
+                raise
+            best_ckpt_updated = True
             if single:
                 self.best_ckpt_path = new_path
             else:
                 self.best_ckpt_path_dict[key_indicator] = new_path
-            runner.message_hub.update_info(runtime_key, new_path)
-            self._save_atomically(
-                runner,
-                best_name,
-                save_optimizer=False,
-                save_param_scheduler=False,
-                meta=dict(meta),
-                by_epoch=False)
             if previous and previous != new_path and is_main_process():
                 if self.file_backend.exists(previous):
                     self._remove_checkpoint(previous)
