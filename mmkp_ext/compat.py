@@ -39,9 +39,10 @@ Fixes:
   in their meta: only while mmengine's ``CheckpointLoader`` (or
   :mod:`mmkp_ext.safe_load`) loads a checkpoint, the exact globals such
   checkpoints contain are allow-listed (torch's ``safe_globals`` context);
-  every other ``torch.load`` in the process keeps torch's defaults.
-  ``HistoryBuffer`` is rebuilt through :class:`_CheckpointHistoryBuffer`,
-  which restores the instance's history but never lets a checkpoint write
+  every other ``torch.load`` in the process keeps torch's defaults. A file
+  that holds no dict (or an empty one) is refused with an error naming it
+  (mmengine would fail later, naming neither). ``HistoryBuffer`` is
+  rebuilt through :class:`_CheckpointHistoryBuffer`, which restores the instance's history but never lets a checkpoint write
   the class-level table of statistics methods. This fix is active on every
   stack.
 * **recent numpy in mmpose's visualiser**: ``int()`` of a 1-element array
@@ -474,9 +475,13 @@ def allow_mmengine_checkpoints(needed: bool = True) -> None:
     original = current.__func__
 
     @functools.wraps(original)
-    def load_checkpoint(cls, *args, **kwargs):
+    def load_checkpoint(cls, filename, *args, **kwargs):
+        from mmkp_ext.safe_load import check_checkpoint_dict
         with mmengine_checkpoint_globals():
-            return original(cls, *args, **kwargs)
+            ckpt = original(cls, filename, *args, **kwargs)
+        # mmengine needs a dict; anything else failed later with errors
+        # naming neither the file nor the problem.
+        return check_checkpoint_dict(ckpt, str(filename))
 
     load_checkpoint._mmkp_ext_scoped = True
     CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
