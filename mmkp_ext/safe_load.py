@@ -24,6 +24,7 @@ Bad files get one error that names the file and what was expected:
 import os
 import pickle
 import re
+import zipfile
 from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
@@ -33,6 +34,13 @@ PathLike = Union[str, os.PathLike]
 #: URL-like schemes that mmengine's ``CheckpointLoader`` resolves itself
 #: (``http://``, ``open-mmlab://``, ``torchvision://``, ``s3://``, ...).
 _SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*(:[A-Za-z0-9+.-]+)?://')
+
+
+#: Messages of torch.load errors that mean "not a (complete) torch file".
+_FORMAT_ERROR = re.compile(
+    r'zip archive|central directory|PytorchStreamReader|magic number|'
+    r'unexpected EOF|EOF|invalid load key|file not found in archive|'
+    r'corrupt', re.IGNORECASE)
 
 
 class CheckpointFileError(ValueError):
@@ -119,9 +127,27 @@ def safe_torch_load(source,
         with mmengine_checkpoint_globals():
             return torch.load(source, map_location=map_location,
                               weights_only=True, **kwargs)
-    except pickle.UnpicklingError as err:
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - classified below
         text = str(err)
-        refused = _refused_global(text)
+        refused = _refused_global(text) if isinstance(
+            err, pickle.UnpicklingError) else None
+        # A file that is not a complete zip archive (torch.save's format)
+        # fails in many ways (RuntimeError, EOFError, KeyError from the
+        # legacy reader, UnpicklingError "truncated"): all mean the same.
+        broken_file = size is not None and not zipfile.is_zipfile(source)
+        if refused is None and (broken_file or isinstance(err, EOFError) or (
+                isinstance(err, (RuntimeError, OSError, ValueError))
+                and _FORMAT_ERROR.search(text))):
+            sized = f'{size} bytes, ' if size is not None else ''
+            raise CheckpointFileError(
+                f'checkpoint {label!r} is truncated or not a torch.save '
+                f'file ({sized}{_first_line(err)}): expected a complete '
+                'checkpoint written by torch.save; was its save '
+                'interrupted?') from err
+        if not isinstance(err, pickle.UnpicklingError):
+            raise
         if refused is None and 'Weights only load failed' not in text:
             raise CheckpointFileError(
                 f'checkpoint {label!r} cannot be read ({_first_line(err)}): '
@@ -137,14 +163,6 @@ def safe_torch_load(source,
             f'tensors as a plain dict. (torch: Weights only load failed; '
             f'{text.strip().splitlines()[-1][:300]})',
             path=label, refused_global=refused) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        sized = f'{size} bytes, ' if size is not None else ''
-        raise CheckpointFileError(
-            f'checkpoint {label!r} is truncated or not a torch.save file '
-            f'({sized}{_first_line(err)}): expected a complete checkpoint '
-            'written by torch.save; was its save interrupted?') from err
 
 
 def load_checkpoint_any(filename: PathLike,

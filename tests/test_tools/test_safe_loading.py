@@ -179,3 +179,25 @@ def test_good_checkpoints_still_load(tmp_path, no_weights_only_default):
                                   np.array([0.1, 0.2], np.float32))
     with pytest.raises(ValueError, match='weights_only=True only'):
         safe_torch_load(path, weights_only=False)
+
+
+def test_other_broken_files_are_named(tmp_path):
+    """Garbage and torch's legacy (non-zip) format, complete and cut: the
+    legacy file loads, the others are reported as broken (not as unsafe,
+    and not as a bare KeyError / EOFError from torch's reader)."""
+    from mmkp_ext.safe_load import (CheckpointFileError,
+                                    UnsafeCheckpointError, safe_torch_load)
+    legacy = str(tmp_path / 'legacy.pth')
+    torch.save({'w': torch.ones(2)}, legacy,
+               _use_new_zipfile_serialization=False)
+    assert torch.equal(safe_torch_load(legacy)['w'], torch.ones(2))
+    data = open(legacy, 'rb').read()
+    for name, content in (('garbage.pth', b'hello, not a checkpoint'),
+                          ('legacy_cut.pth', data[:len(data) // 2])):
+        path = str(tmp_path / name)
+        open(path, 'wb').write(content)
+        with pytest.raises(CheckpointFileError) as info:
+            safe_torch_load(path)
+        assert not isinstance(info.value, UnsafeCheckpointError)
+        assert f"checkpoint {path!r} is truncated or not a torch.save" in \
+            str(info.value)
