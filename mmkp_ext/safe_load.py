@@ -24,6 +24,7 @@ Bad files get one error that names the file and what was expected:
 import os
 import pickle
 import re
+import sys
 import zipfile
 from typing import Any, Callable, Mapping, Optional, Union
 
@@ -65,6 +66,16 @@ def _refused_global(message: str) -> Optional[str]:
     ``'posix.system'`` from ``Unsupported global: GLOBAL posix.system``."""
     m = re.search(r'GLOBAL ([\w.]+)', message)
     return m.group(1) if m else None
+
+
+def _cut_name(name: str) -> bool:
+    """Whether ``module.attr`` names an attribute missing from an
+    already imported module (nothing is imported: that would run code), as
+    a global cut off by a truncated legacy-format file does
+    (``torch._utils._rebuild_tens``)."""
+    module, _, attr = name.rpartition('.')
+    mod = sys.modules.get(module)
+    return mod is not None and not hasattr(mod, attr)
 
 
 def _first_line(err: BaseException) -> str:
@@ -137,6 +148,8 @@ def safe_torch_load(source,
         # fails in many ways (RuntimeError, EOFError, KeyError from the
         # legacy reader, UnpicklingError "truncated"): all mean the same.
         broken_file = size is not None and not zipfile.is_zipfile(source)
+        if broken_file and refused and _cut_name(refused):
+            refused = None  # a name cut off by the truncation
         if refused is None and (broken_file or isinstance(err, EOFError) or (
                 isinstance(err, (RuntimeError, OSError, ValueError))
                 and _FORMAT_ERROR.search(text))):
