@@ -211,3 +211,18 @@ def test_before_run_hands_the_choice_to_the_runner(tmp_path):
     runner._resume, runner._load_from = False, None
     hook.before_run(runner)
     assert runner._load_from is None
+
+
+def test_registered_in_mmpose_hooks():
+    from mmengine.hooks import CheckpointHook
+    from mmpose.registry import HOOKS
+
+    from mmkp_ext.engine.hooks import RNGStateHook
+    assert HOOKS.scope == 'mmpose'
+    assert HOOKS.module_dict['AtomicCheckpointHook'] is AtomicCheckpointHook
+    assert HOOKS.module_dict['RNGStateHook'] is RNGStateHook
+    assert issubclass(AtomicCheckpointHook, CheckpointHook)
+    hook = HOOKS.build(dict(type='AtomicCheckpointHook', interval=2,
+                            max_keep_ckpts=3, save_best='coco/AP',
+                            rule='greater'))
+    assert (hook.interval, hook.max_keep_ckpts) == (2, 3)
