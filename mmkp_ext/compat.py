@@ -42,8 +42,9 @@ Fixes:
   every other ``torch.load`` in the process keeps torch's defaults. A file
   that holds no dict (or an empty one) is refused with an error naming it
   (mmengine would fail later, naming neither). ``HistoryBuffer`` is
-  rebuilt through :class:`_CheckpointHistoryBuffer`, which restores the instance's history but never lets a checkpoint write
-  the class-level table of statistics methods. This fix is active on every
+  rebuilt through :class:`_CheckpointHistoryBuffer`, which restores the
+  instance's history but never lets a checkpoint write the class-level
+  table of statistics methods. This fix is active on every
   stack.
 * **recent numpy in mmpose's visualiser**: ``int()`` of a 1-element array
   raises; mmpose's OpenCV visualiser does that for circle radii

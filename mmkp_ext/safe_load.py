@@ -15,7 +15,8 @@ the load runs.
 Bad files get one error that names the file and what was expected:
 
 * missing: :class:`FileNotFoundError`;
-* empty, truncated or not written by ``torch.save``: :class:`CheckpointFileError`;
+* empty, truncated or not written by ``torch.save``:
+  :class:`CheckpointFileError`;
 * a pickle that needs another global (e.g. ``posix.system``):
   :class:`UnsafeCheckpointError`, naming the refused global;
 * (:func:`load_checkpoint_dict`) anything but a non-empty dict, e.g. a

@@ -8,7 +8,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.logging import MessageHub, MMLogger
-from mmengine.runner.checkpoint import CheckpointLoader  # noqa: F401
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.engine.hooks import (AtomicCheckpointHook,
