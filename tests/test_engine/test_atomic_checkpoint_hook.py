@@ -225,3 +225,18 @@ def test_registered_in_mmpose_hooks():
                             max_keep_ckpts=3, save_best='coco/AP',
                             rule='greater'))
     assert (hook.interval, hook.max_keep_ckpts) == (2, 3)
+
+
+def test_published_checkpoint_keeps_only_published_keys(tmp_path):
+    import re
+    runner = _FakeRunner(tmp_path, 'atomic_publish')
+    hook = AtomicCheckpointHook(interval=1, published_keys=['state_dict'])
+    hook.before_train(runner)
+    hook._save_checkpoint(runner)
+    hook.after_train(runner)
+    published = [n for n in _names(tmp_path) if n.startswith('epoch_1-')]
+    assert len(published) == 1 and not any(
+        n.endswith('.tmp') for n in _names(tmp_path))
+    ckpt = load_checkpoint_dict(str(tmp_path / published[0]))
+    assert list(ckpt) == ['state_dict']
+    assert re.fullmatch(r'epoch_1-[0-9a-f]{8}\.pth', published[0])

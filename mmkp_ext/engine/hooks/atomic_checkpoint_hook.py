@@ -274,6 +274,38 @@ class AtomicCheckpointHook(CheckpointHook):
             replace_atomically(osp.join(str(self.out_dir), tmp_name), final)
         return final
 
+    def _publish_model(self, runner, ckpt_path: str) -> None:
+        """CheckpointHook's publishing (``published_keys``): the checkpoint
+        is read with mmkp_ext's safe loader and the published file is
+        written atomically."""
+        if not self._is_local():
+            return super()._publish_model(runner, ckpt_path)
+        if not is_main_process():
+            return
+        import hashlib
+        import pickle
+
+        import torch
+
+        from mmkp_ext.safe_load import load_checkpoint_dict
+        checkpoint = dict(load_checkpoint_dict(ckpt_path))
+        removed = [k for k in checkpoint if k not in self.published_keys]
+        for key in removed:
+            checkpoint.pop(key)
+        if removed:
+            runner.logger.info(
+                f'Key {removed} will be removed because they are not found '
+                'in published_keys. If you want to keep them, please set '
+                f'`{removed}` in published_keys')
+        sha = hashlib.sha256(pickle.dumps(checkpoint)).hexdigest()
+        final_path = osp.splitext(ckpt_path)[0] + f'-{sha[:8]}.pth'
+        tmp = osp.join(osp.dirname(final_path),
+                       '.' + osp.basename(final_path) + TMP_SUFFIX)
+        torch.save(checkpoint, tmp)
+        replace_atomically(tmp, final_path)
+        runner.logger.info(f'The checkpoint ({ckpt_path}) is published to '
+                           f'{final_path}.')
+
     def _remove_checkpoint(self, path: str) -> None:
         if self.file_backend.isfile(path):
             self.file_backend.remove(path)
