@@ -142,3 +142,19 @@ def test_warns_without_states_and_for_persistent_workers():
     assert len(warnings) == 2
     assert 'holds no RNG states' in warnings[0]
     assert 'persistent_workers=False' in warnings[1]
+
+
+def test_warns_for_mid_epoch_checkpoint_in_epoch_loop():
+    loader = _loader()  # 5 batches per epoch
+    runner = _runner(True, SimpleNamespace(dataloader=loader))
+    warnings = []
+    runner.logger = SimpleNamespace(warning=warnings.append,
+                                    info=lambda msg: None)
+    hook = RNGStateHook()
+    state = capture_rng_state(loader)
+    hook.after_load_checkpoint(
+        runner, {'meta': dict(epoch=2, iter=10), 'rng_state': state})
+    assert warnings == []  # an epoch-end checkpoint
+    hook.after_load_checkpoint(
+        runner, {'meta': dict(epoch=2, iter=12), 'rng_state': state})
+    assert len(warnings) == 1 and 'mid-epoch checkpoint' in warnings[0]
