@@ -27,15 +27,25 @@ Fixes:
   code that guards with ``except ModuleNotFoundError`` (mmengine's
   ``collect_env``, run by every Runner) keeps working; the original import
   error is logged once at WARNING and kept in :func:`status`.
-* **torch.load(weights_only=True)** (default since torch 2.6): mmengine
-  checkpoints carry numpy arrays and mmengine's ``HistoryBuffer`` in their
-  meta. Only while mmengine's ``CheckpointLoader`` loads a checkpoint, the
-  exact globals such checkpoints contain are allow-listed (torch's
-  ``safe_globals`` context); every other ``torch.load`` in the process keeps
-  torch's defaults. ``HistoryBuffer`` is rebuilt through
-  :class:`_CheckpointHistoryBuffer`, which restores the instance's history
-  but never lets a checkpoint write the class-level table of statistics
-  methods.
+* **checkpoint loading never runs code**: mmengine 0.10.7 calls
+  ``torch.load`` without ``weights_only``, so whether it unpickles arbitrary
+  code depends on torch's default (off before torch 2.6, or with
+  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``). Every torch.load inside
+  ``mmengine.runner.checkpoint`` (local files, pavi, ceph, open-mmlab
+  paths) goes through :func:`mmkp_ext.safe_load.safe_torch_load`, which
+  passes ``weights_only=True`` explicitly, and its ``load_url`` (http(s),
+  torchvision://, open-mmlab:// downloads) gets ``weights_only=True`` too.
+  mmengine checkpoints carry numpy arrays and mmengine's ``HistoryBuffer``
+  in their meta: only while mmengine's ``CheckpointLoader`` (or
+  :mod:`mmkp_ext.safe_load`) loads a checkpoint, the exact globals such
+  checkpoints contain are allow-listed (torch's ``safe_globals`` context);
+  every other ``torch.load`` in the process keeps torch's defaults. A file
+  that holds no dict (or an empty one) is refused with an error naming it
+  (mmengine would fail later, naming neither). ``HistoryBuffer`` is
+  rebuilt through :class:`_CheckpointHistoryBuffer`, which restores the
+  instance's history but never lets a checkpoint write the class-level
+  table of statistics methods. This fix is active on every
+  stack.
 * **recent numpy in mmpose's visualiser**: ``int()`` of a 1-element array
   raises; mmpose's OpenCV visualiser does that for circle radii
   (``test.py --show-dir``). Radii are made scalars first where needed.
@@ -395,34 +405,97 @@ def _history_buffer_getattr(obj, name: str):
 @contextlib.contextmanager
 def mmengine_checkpoint_globals() -> Iterator[None]:
     """Allow-list :func:`mmengine_checkpoint_safe_globals` for the duration of
-    the block only (torch's ``safe_globals`` context)."""
+    the block only (torch's ``safe_globals`` context; on a torch without it,
+    nothing is allow-listed and mmengine meta fails to load with a clear
+    weights-only error instead)."""
     import torch
-    with torch.serialization.safe_globals(mmengine_checkpoint_safe_globals()):
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:
+        yield
+        return
+    with safe_globals(mmengine_checkpoint_safe_globals()):
         yield
 
 
-def allow_mmengine_checkpoints(needed: bool) -> None:
-    """Make mmengine's ``CheckpointLoader.load_checkpoint`` (used by
-    ``load_checkpoint``, ``Runner.load_checkpoint`` / ``--resume``, mmpose's
-    ``init_model``) load under :func:`mmengine_checkpoint_globals` when safe
-    loading is the default. Nothing is added process-wide."""
+def _weights_only_torch_load(f, map_location=None, *args, **kwargs):
+    """``torch.load`` as mmengine's checkpoint module sees it: always
+    :func:`mmkp_ext.safe_load.safe_torch_load` (explicit
+    ``weights_only=True``, errors naming the file)."""
+    from mmkp_ext.safe_load import safe_torch_load
+    if args:
+        raise TypeError('mmkp_ext: unexpected positional torch.load '
+                        f'arguments {args!r} in mmengine checkpoint loading')
+    kwargs.pop('weights_only', None)
+    return safe_torch_load(f, map_location=map_location, **kwargs)
+
+
+def _weights_only_torch_module() -> types.ModuleType:
+    """A stand-in for the name ``torch`` inside
+    ``mmengine.runner.checkpoint`` only: ``load`` is
+    :func:`_weights_only_torch_load`, every other attribute is torch's."""
+    import torch
+    proxy = types.ModuleType('torch')
+    proxy.__doc__ = ('mmkp_ext: torch for mmengine.runner.checkpoint, with '
+                     'torch.load(weights_only=True)')
+
+    def __getattr__(name):  # noqa: N807 - module-level __getattr__
+        return getattr(torch, name)
+
+    proxy.__getattr__ = __getattr__
+    proxy.load = _weights_only_torch_load
+    proxy._mmkp_ext_weights_only = True
+    return proxy
+
+
+def allow_mmengine_checkpoints(needed: bool = True) -> None:
+    """Make mmengine's checkpoint loading (``load_checkpoint``,
+    ``_load_checkpoint``, ``Runner.load_checkpoint`` / ``--resume``,
+    mmpose's ``init_model``) safe on every stack:
+
+    * ``CheckpointLoader.load_checkpoint`` runs under
+      :func:`mmengine_checkpoint_globals` (nothing is added process-wide);
+    * every ``torch.load`` inside ``mmengine.runner.checkpoint`` passes
+      ``weights_only=True`` explicitly (:func:`_weights_only_torch_module`),
+      and so does its ``load_url`` (downloads).
+
+    ``needed=False`` leaves mmengine untouched (kept for tests; mmkp_ext
+    itself always applies the fix: safety must not depend on torch's
+    default)."""
     if not needed:
         return
+    import mmengine.runner.checkpoint as ckpt_mod
     from mmengine.runner.checkpoint import CheckpointLoader
+    if not getattr(ckpt_mod.torch, '_mmkp_ext_weights_only', False):
+        ckpt_mod.torch = _weights_only_torch_module()
+    load_url = getattr(ckpt_mod, 'load_url', None)
+    if load_url is not None and not getattr(load_url, '_mmkp_ext_weights_only',
+                                            False):
+
+        @functools.wraps(load_url)
+        def safe_load_url(url, *args, **kwargs):
+            kwargs['weights_only'] = True
+            return load_url(url, *args, **kwargs)
+
+        safe_load_url._mmkp_ext_weights_only = True
+        ckpt_mod.load_url = safe_load_url
     current = CheckpointLoader.__dict__['load_checkpoint']
     if getattr(current.__func__, '_mmkp_ext_scoped', False):
         return
     original = current.__func__
 
     @functools.wraps(original)
-    def load_checkpoint(cls, *args, **kwargs):
+    def load_checkpoint(cls, filename, *args, **kwargs):
+        from mmkp_ext.safe_load import check_checkpoint_dict
         with mmengine_checkpoint_globals():
-            return original(cls, *args, **kwargs)
+            ckpt = original(cls, filename, *args, **kwargs)
+        # mmengine needs a dict; anything else failed later with errors
+        # naming neither the file nor the problem.
+        return check_checkpoint_dict(ckpt, str(filename))
 
     load_checkpoint._mmkp_ext_scoped = True
     CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
-    _log_once('torch_load', 'torch.load defaults to weights_only=True: '
-              'mmengine checkpoint loading allow-lists numpy arrays and '
+    _log_once('torch_load', 'mmengine checkpoint loading passes '
+              'weights_only=True and allow-lists numpy arrays and '
               'HistoryBuffer while it runs.')
 
 
@@ -667,7 +740,7 @@ def apply_all() -> None:
     """Apply every fix the installed stack needs (idempotent)."""
     import_mmpose_models(mmcv_status())
     import_mmpose_visualization(torchvision_status())
-    allow_mmengine_checkpoints(torch_load_defaults_to_weights_only())
+    allow_mmengine_checkpoints(True)
     patch_cpu_distributed(accelerator_available())
     patch_visualizer_radius(numpy_refuses_size1_array_to_int())
     patch_init_model_without_backbone(init_model_needs_backbone_guard())

@@ -252,6 +252,7 @@ def test_crafted_checkpoint_cannot_touch_statistics_methods(tmp_path):
 
 
 def test_scoped_loading_active_only_when_needed(monkeypatch):
+    import mmengine.runner.checkpoint as ckpt_mod
     from mmengine.runner.checkpoint import CheckpointLoader
     sentinel = classmethod(lambda cls, *a, **k: 'orig')
     monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', sentinel)
@@ -262,15 +263,23 @@ def test_scoped_loading_active_only_when_needed(monkeypatch):
     def original(cls, filename, map_location=None, logger='current'):
         from torch.serialization import get_safe_globals
         seen.append(get_safe_globals())
-        return 'loaded'
+        return {'state_dict': {}} if filename == 'f' else ['a list']
 
     monkeypatch.setattr(CheckpointLoader, 'load_checkpoint',
                         classmethod(original))
     compat.allow_mmengine_checkpoints(True)
-    assert CheckpointLoader.load_checkpoint('f') == 'loaded'
+    assert CheckpointLoader.load_checkpoint('f') == {'state_dict': {}}
     assert any(g is np.ndarray for g in seen[0])
     from torch.serialization import get_safe_globals
     assert not any(g is np.ndarray for g in get_safe_globals())
+    # A file holding no dict is refused, naming it.
+    with pytest.raises(ValueError, match="'g' holds a list, expected a dict"):
+        CheckpointLoader.load_checkpoint('g')
+    # torch.load inside mmengine's checkpoint module is the weights-only
+    # loader (always, not only where torch defaults to it).
+    assert ckpt_mod.torch.load is compat._weights_only_torch_load
+    assert ckpt_mod.torch.Tensor is torch.Tensor
+    assert ckpt_mod.load_url._mmkp_ext_weights_only
 
 
 def test_weights_only_detection(monkeypatch):

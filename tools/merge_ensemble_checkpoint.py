@@ -11,6 +11,7 @@ with the member's name). Then:
     python tools/test.py ENSEMBLE_CONFIG OUT.pth
 """
 import argparse
+import sys
 
 from mmkp_ext.converters.ensemble_checkpoint import merge_ensemble_checkpoints
 
@@ -28,8 +29,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    used = merge_ensemble_checkpoints(args.config, args.out,
-                                      args.checkpoints)
+    try:
+        used = merge_ensemble_checkpoints(args.config, args.out,
+                                          args.checkpoints)
+    except (ValueError, OSError) as e:  # incl. unreadable / unsafe files
+        sys.exit(f'error: {e}')
     for i, path in enumerate(used):
         print(f'members[{i}] <- {path}')
     print(f'saved {args.out}')

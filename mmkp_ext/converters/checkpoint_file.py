@@ -2,15 +2,20 @@
 import os
 from typing import Mapping, Tuple, Union
 
-import torch
+from mmkp_ext.safe_load import (CheckpointFileError, UnsafeCheckpointError,
+                                load_checkpoint_dict)
+
+__all__ = ['load_checkpoint_file', 'CheckpointFileError',
+           'UnsafeCheckpointError']
 
 
 def load_checkpoint_file(path: Union[str, os.PathLike]) -> Tuple[dict, dict]:
     """Load an mmengine checkpoint, a published checkpoint or a bare state
     dict on the CPU.
 
-    Loading is ``torch.load(weights_only=True)`` with only the numpy /
-    mmengine globals that mmengine checkpoints pickle allowed
+    Loading is :func:`mmkp_ext.safe_load.load_checkpoint_dict`:
+    ``torch.load(weights_only=True)`` passed explicitly, with only the
+    numpy / mmengine globals that mmengine checkpoints pickle allowed
     (:func:`mmkp_ext.compat.mmengine_checkpoint_globals`).
 
     Returns:
@@ -20,20 +25,13 @@ def load_checkpoint_file(path: Union[str, os.PathLike]) -> Tuple[dict, dict]:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: the file holds no dict, or its ``"state_dict"`` is not
-            a dict.
+        CheckpointFileError (a ValueError): the file is empty, truncated,
+            holds no dict or an empty one, or its ``"state_dict"`` is not a
+            dict.
+        UnsafeCheckpointError (a CheckpointFileError): the file needs a
+            global that weights-only loading refuses.
     """
-    from mmkp_ext.compat import mmengine_checkpoint_globals
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    with mmengine_checkpoint_globals():
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f'checkpoint {path!r} holds a '
-                         f'{type(ckpt).__name__}, not a dict')
-    if 'state_dict' in ckpt and not isinstance(ckpt['state_dict'], Mapping):
-        raise ValueError(f'checkpoint {path!r}: "state_dict" is not a dict')
+    ckpt = load_checkpoint_dict(path, map_location='cpu')
     for key in ('state_dict', 'model'):
         if isinstance(ckpt.get(key), Mapping):
             return dict(ckpt), ckpt[key]

@@ -15,7 +15,8 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
-from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmkp_ext.safe_load import load_checkpoint_dict
 
 __all__ = ['merge_ensemble_checkpoints']
 
@@ -71,7 +72,7 @@ def merge_ensemble_checkpoints(config: Union[str, Config],
     model = MODELS.build(model_cfg)
     model.init_weights()  # strict per-member loading
 
-    first = _load_checkpoint(checkpoints[0], map_location='cpu')
+    first = load_checkpoint_dict(checkpoints[0], map_location='cpu')
     meta = dict(
         ensemble_members=[
             dict(checkpoint=str(p), weight=w, config=str(n))

@@ -206,9 +206,12 @@ def convert_poseur_checkpoint(src: str,
     Returns:
         dict: The converted state dict.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(src, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    from mmkp_ext.safe_load import CheckpointFileError, load_checkpoint_dict
+    try:
+        ckpt = load_checkpoint_dict(src, map_location='cpu')
+    except (CheckpointFileError, FileNotFoundError) as e:
+        raise PoseurCheckpointError(str(e)) from e
+    state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, Mapping) or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
         raise PoseurCheckpointError(

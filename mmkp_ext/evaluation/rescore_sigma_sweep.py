@@ -377,7 +377,7 @@ def build_sweep_inputs(cfg,
     (``'mmpose'`` unless it names one), builds ``cfg.model`` through the
     registry and checks its head before reading the checkpoint or the
     data. ``init_weights`` is not called (no pretrained download): the
-    weights come from ``checkpoint`` (mmengine's ``load_checkpoint``,
+    weights come from ``checkpoint`` (mmkp_ext's safe loader and mmengine's key matching,
     ``strict`` key matching; ``None`` keeps the random initialisation).
 
     Returns:
@@ -390,7 +390,10 @@ def build_sweep_inputs(cfg,
             ``val_evaluator``.
     """
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.runner import Runner
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from mmkp_ext.safe_load import load_checkpoint_dict
     from mmengine.utils import import_modules_from_strings
 
     from mmpose.registry import MODELS
@@ -404,7 +407,11 @@ def build_sweep_inputs(cfg,
     model = MODELS.build(copy.deepcopy(cfg['model']))
     _unwrap_checked(model)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
+        # mmkp_ext's safe loader (weights_only=True passed explicitly),
+        # then mmengine's key matching.
+        _load_checkpoint_to_model(
+            model, load_checkpoint_dict(checkpoint, map_location='cpu'),
+            strict=strict)
     model.to(device)
     model.eval()
     dataloader = Runner.build_dataloader(copy.deepcopy(cfg['val_dataloader']))

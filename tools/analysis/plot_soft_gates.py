@@ -27,11 +27,13 @@ def main(argv=None):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from mmengine.runner.checkpoint import _load_checkpoint
 
     from mmkp_ext.models.backbones import soft_gate_values
-
-    ckpt = _load_checkpoint(args.checkpoint, map_location='cpu')
+    from mmkp_ext.safe_load import CheckpointFileError, load_checkpoint_dict
+    try:
+        ckpt = load_checkpoint_dict(args.checkpoint, map_location='cpu')
+    except (CheckpointFileError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
     state = ckpt.get('state_dict', ckpt)
     gates = soft_gate_values(state, prefix=args.prefix)
     stacks = sorted({int(m.group(1)) for k in gates

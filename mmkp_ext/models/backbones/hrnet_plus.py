@@ -479,10 +479,9 @@ def load_hrnet_stage1(backbone: HRNet,
             differ (e.g. another width or block type).
     """
     if isinstance(checkpoint, str):
-        from mmengine.runner.checkpoint import _load_checkpoint
-        ckpt = _load_checkpoint(checkpoint, map_location=map_location)
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else ckpt
+        from mmkp_ext.safe_load import load_checkpoint_dict
+        ckpt = load_checkpoint_dict(checkpoint, map_location=map_location)
+        state = ckpt.get('state_dict', ckpt)
         where = checkpoint
     else:
         state, where = checkpoint, 'the given state dict'

@@ -40,13 +40,14 @@ import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.registry import MODELS
 from mmpose.utils.typing import ConfigType, OptSampleList, SampleList
+
+from mmkp_ext.safe_load import load_checkpoint_dict
 from ..utils import refuse_mismatched_shapes
 from .topdown_tta import TopdownTTAMixin, parse_tta_cfg, predict_topdown_crops
 
@@ -97,8 +98,8 @@ def load_member_checkpoint(member: nn.Module, path: str,
         ValueError: the checkpoint's keys or shapes do not match the member;
             the message names the file, the member and up to 10 keys.
     """
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    ckpt = load_checkpoint_dict(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, dict):
         raise ValueError(f'{path!r} holds no state dict')
     state = {(k[len('module.'):] if k.startswith('module.') else k): v
