@@ -19,6 +19,7 @@ import os.path as osp
 import runpy
 import sys
 
+import numpy as np
 import pytest
 import torch
 from _helpers import REPO_ROOT
@@ -73,6 +74,18 @@ EXPECTED = {
 }
 
 
+TOY_CONFIG = osp.join(
+    REPO_ROOT, 'configs/soft_argmax/toy_persons/'
+    'td-sa_res18-s8_1xb16-4e_toy-persons-64x48.py')
+
+
+def _toy_image(tmp):
+    import cv2
+    path = tmp / 'img.png'
+    cv2.imwrite(str(path), np.zeros((32, 24, 3), np.uint8))
+    return path
+
+
 def _run_tool(tool, args, monkeypatch):
     """Run ``python tools/<tool> ARGS`` in this process; return the error
     text (SystemExit message or exception) or fail if it succeeded."""
@@ -104,6 +117,13 @@ TOOLS = {
     'group_keypoints.py':
     lambda ckpt, tmp: [tmp / 'g.json', '--checkpoint', ckpt, '--layout',
                        'toy_fashion'],
+    'convert_centernet_checkpoint.py':
+    lambda ckpt, tmp: [ckpt, tmp / 'out.pth', '--no-check'],
+    'deployment/pytorch2onnx.py':
+    lambda ckpt, tmp: [TOY_CONFIG, ckpt, tmp / 'out.onnx'],
+    'demo/image_demo.py':
+    lambda ckpt, tmp: [TOY_CONFIG, ckpt, _toy_image(tmp), '--out-dir',
+                       tmp / 'vis'],
 }
 
 

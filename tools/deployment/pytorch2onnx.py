@@ -57,7 +57,10 @@ def main(argv=None):
                                      compare_outputs, export_onnx,
                                      network_input_shape)
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
-    model = init_model(args.config, checkpoint, device='cpu')
+    try:
+        model = init_model(args.config, checkpoint, device='cpu')
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'pytorch2onnx: {err}')
     shape = ((1, 3, *args.shape) if args.shape else
              network_input_shape(model.cfg))
     try:

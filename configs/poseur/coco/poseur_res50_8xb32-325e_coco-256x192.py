@@ -14,7 +14,8 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 # Runtime and data come from the mmpose config above; the checkpoint hook
 # and metric types are restated so that every config names them
 # (configs/_base_/README.md; the metric's score mode is set below).
-default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+custom_hooks = [dict(type='SyncBuffersHook'), dict(type='RNGStateHook')]
 
 max_epochs = 325
 train_cfg = dict(max_epochs=max_epochs, val_interval=25)

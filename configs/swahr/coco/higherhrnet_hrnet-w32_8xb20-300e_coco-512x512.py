@@ -23,7 +23,8 @@ custom_imports = dict(imports=['mmkp_ext'], allow_failed_imports=False)
 # Runtime and data come from the mmpose config above; the checkpoint hook
 # and metric types are restated so that every config names them
 # (configs/_base_/README.md).
-default_hooks = dict(checkpoint=dict(type='CheckpointHook'))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+custom_hooks = [dict(type='SyncBuffersHook'), dict(type='RNGStateHook')]
 val_evaluator = dict(type='GuardedCocoMetric')
 test_evaluator = val_evaluator
 
