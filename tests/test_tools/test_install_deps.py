@@ -58,7 +58,9 @@ STUBS = {
     'xtcocotools': {'xtcocotools/__init__.py': '',
                     'xtcocotools/_mask.py': ''},
     'mmpose': {'mmpose/__init__.py': '', 'mmpose/models/__init__.py': '',
-               'mmpose/visualization/__init__.py': ''},
+               'mmpose/visualization/__init__.py': '',
+               'mmpose/apis/__init__.py':
+               'init_model = inference_topdown = None\n'},
     '.': {'mmkp_ext/__init__.py': "__version__ = 'stub'\n"},
 }
 def dist_info(name, version):
@@ -99,7 +101,8 @@ def _repo_copy(tmp_path):
     root = tmp_path / 'repo'
     (root / 'tools').mkdir(parents=True)
     for rel in ('tools/install_deps.sh', 'tools/mmcv_state.py',
-                'tools/python_env_probe.py', 'setup.py'):
+                'tools/python_env_probe.py', 'setup.py',
+                'mmkp_ext_startup.py', 'mmkp_ext_startup.pth'):
         shutil.copy(os.path.join(REPO_ROOT, rel), root / rel)
     shutil.copytree(os.path.join(REPO_ROOT, 'requirements'),
                     root / 'requirements')
@@ -148,6 +151,8 @@ def env(tmp_path):
 def test_installer_fresh_then_noop(env):
     proc, calls = _install(env['root'], env['log'], PYTHON=env['py'])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the start-up hook that lets mmpose's own APIs import on mmcv-lite
+    assert os.path.isfile(os.path.join(env['site'], 'mmkp_ext_startup.pth'))
     args = _flat(calls)
     assert ['install', '--disable-pip-version-check', '-q',
             'torch==2.13.0'] in calls
