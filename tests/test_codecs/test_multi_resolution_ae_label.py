@@ -468,6 +468,27 @@ def test_decode_hand_worked_border_refine_and_non_positive():
     np.testing.assert_allclose(inst, [0.3])
 
 
+def test_refine_cost_is_value_minus_rounded_tag_distance():
+    """The authors' refine picks ``argmax(heatmap - round(|dtag|))``, not
+    mmpose's ``argmin(round(|dtag|) * 100 - heatmap)``: person B (tag 0)
+    misses keypoint 1; a strong response 1.6 at tag distance 1.2 (person
+    A's keypoint 1) beats a weak 0.05 at distance 0 (1.6 - 1 > 0.05)."""
+    codec = small_codec(input_size=(16, 16), heatmap_sizes=[(16, 16)],
+                        decode_heatmap_size=(16, 16), decode_topk=4,
+                        decode_keypoint_order=[0, 1])
+    hm = np.zeros((2, 16, 16), np.float32)
+    hm[0, 3, 3] = hm[0, 3, 12] = 0.9  # keypoint 0 of A (x 3), B (x 12)
+    hm[1, 8, 4] = 1.6                 # keypoint 1 of A
+    hm[1, 8, 12] = 0.05               # weak keypoint 1 near B
+    tags = np.zeros((2, 16, 16), np.float32)
+    tags[:, :, :8] = 1.2              # person A's side
+    (kp, ), (sc, ), _ = codec.batch_decode(
+        torch.from_numpy(hm)[None], torch.from_numpy(tags)[None])
+    b = int(np.argmax(kp[:, 0, 0]))   # person B: keypoint 0 at x 12
+    np.testing.assert_allclose(kp[b], [[12.25, 3.25], [4.25, 8.25]])
+    np.testing.assert_allclose(sc[b], [0.9, 1.6])
+
+
 # ----------------------------------------------------------------------
 # real COCO / CrowdPose fixtures through mmpose's bottom-up datasets
 # ----------------------------------------------------------------------
