@@ -587,18 +587,26 @@ class MultiResolutionAELabel(AssociativeEmbedding):
             return
         K, H, W = heatmaps.shape
         L = tags.shape[0] // K
-        # (K, H*W, L) tag vectors; each missing pair needs an (H*W, L) map,
-        # so pairs go in chunks of bounded memory (~32 MB of float32).
-        tag_vecs = tags.reshape(L, K, H * W).transpose(1, 2, 0)
+        # Each missing pair needs an (H*W,) cost map, so pairs go in chunks
+        # of bounded memory (~4 MB of float32 per temporary, cache-sized);
+        # the tag distance sums the L copies in order (L <= 2 in practice);
+        # rint = numpy's round half to even.
+        tag_lk = tags.reshape(L, K, H * W)
         flat_heat = heatmaps.reshape(K, H * W)
-        chunk = max(1, (1 << 23) // (H * W * L))
+        chunk = max(1, (1 << 20) // (H * W))
         best = np.empty(n_idx.size, dtype=np.int64)
         for s in range(0, n_idx.size, chunk):
             n, k = n_idx[s:s + chunk], k_idx[s:s + chunk]
-            diff = tag_vecs[k] - prev_tags[n][:, None, :]
-            dist = np.sqrt((diff**2).sum(-1))
-            best[s:s + chunk] = np.argmax(flat_heat[k] - np.round(dist),
-                                          axis=1)
+            sq = np.zeros((len(n), H * W), dtype=tag_lk.dtype)
+            for l in range(L):
+                d = np.subtract(tag_lk[l, k], prev_tags[n, l][:, None])
+                d *= d
+                sq += d
+            np.sqrt(sq, out=sq)
+            np.rint(sq, out=sq)
+            cost = flat_heat[k]
+            cost -= sq
+            best[s:s + chunk] = np.argmax(cost, axis=1)
         y, x = best // W, best % W
         val = heatmaps[k_idx, y, x]
         fill = val > 0
