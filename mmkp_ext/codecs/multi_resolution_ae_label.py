@@ -40,8 +40,8 @@ With ``R = len(heatmap_sizes)`` resolutions (normally 2: 1/4 and 1/2 of the
 input), ``N`` instances, ``K`` keypoints:
 
 - ``heatmaps``: list of R float32 ``(K, H_r, W_r)``, values in [0, 1], the
-  max over people of ``exp(-d^2 / (2 sigma_r^2))`` on the authors' window. Packed into
-  ``data_sample.gt_fields`` (a ``MultilevelPixelData``) as
+  max over people of ``exp(-d^2 / (2 sigma_r^2))`` on the authors' window.
+  Packed into ``data_sample.gt_fields`` (a ``MultilevelPixelData``) as
   ``gt_fields[r].heatmaps``, Tensor ``(K, H_r, W_r)``.
 - ``heatmap_mask``: list of R float32 ``(H_r, W_r)``, 1 = use the pixel,
   0 = ignore (crowd, unlabelled people). Packed as
@@ -77,13 +77,14 @@ size ``decode_heatmap_size`` (default: the input size, i.e. the head fuses
 the resolutions and flip at 1/2 and resizes them to the input image first,
 as the official test with ``project2image`` does): mmpose's grouping
 (max-pool NMS, top-k per keypoint, Munkres matching on the cost
-``round(|dtag|) * 100 - value``), then the authors' +-0.25 quarter offset (border neighbours
-clamped, ties -0.25) and ``decode_center_shift`` for detected keypoints, and
-the authors' refinement of missing keypoints (best cell of ``heatmap -
-round(tag distance)``, same quarter offset and shift; left unplaced with
-score 0 when the best value is <= 0). mmpose's own ``batch_decode`` differs
-there (no shift, no quarter offset and any value for filled-in keypoints,
-``* 100`` cost, no quarter offset in the outer rows / columns); this codec
+``round(|dtag|) * 100 - value``), then the authors' +-0.25 quarter offset
+(border neighbours clamped, ties -0.25) and ``decode_center_shift`` for
+detected keypoints, and the authors' refinement of missing keypoints (best
+cell of ``heatmap - round(tag distance)``, same quarter offset and shift;
+left unplaced with score 0 when the best value is <= 0). mmpose's own
+``batch_decode`` differs in these steps (quarter offset 0 on ties and in the
+outer rows / columns; filled-in keypoints without shift or quarter offset,
+placed whatever their value, chosen with a ``* 100`` cost); this codec
 overrides it. Keypoints come back in input pixels, scaled by ``input_size /
 decode_heatmap_size``. Returns ``(keypoints (N, K, 2), keypoint_scores (N,
 K), instance_scores (N,))`` per image.

@@ -32,8 +32,8 @@ decoder's ``heatmap_size`` (``MultiResolutionAELabel``: its
 input size when the batch's ``input_size`` differs from the codec's), the
 two passes' heatmaps averaged and their tags concatenated (mmpose's ``L = 2``
 tag layout, original first: the authors' tag vector ``(tag, tag_flip)``).
-(Two-step and one-step bilinear resizing of the 1/4 maps differ.) The fused maps are decoded with
-the decoder's ``batch_decode(heatmaps, tags)`` (for
+(Two-step and one-step bilinear resizing of the 1/4 maps differ.) The fused
+maps are decoded with the decoder's ``batch_decode(heatmaps, tags)`` (for
 ``MultiResolutionAELabel`` the authors' parser; for a plain
 ``AssociativeEmbedding`` mmpose's).
 """
