@@ -426,3 +426,26 @@ def test_contract_with_codec_and_pack_inputs():
     kpts = preds[0].keypoints
     order = np.argsort(kpts[:, 0, 0])
     np.testing.assert_allclose(kpts[order], PEOPLE, atol=1.5)
+
+
+def test_flip_shift_heatmap_option():
+    """``shift_heatmap=True`` (off by default, as the authors) moves the
+    mirrored pass's heatmaps and tags one pixel right at the decode size."""
+    head = randomise_(build(), seed=4).eval()
+    d = PoseDataSample(metainfo=dict(flip_indices=[0, 2, 1]))
+    x, xf = torch.randn(2, 1, C, 6, 5)
+
+    def shift(t):
+        return torch.cat([t[..., :1], t[..., :-1]], -1)
+
+    with torch.no_grad():
+        hm_o, _ = head.fuse_outputs([x], [d], {}, (16, 14))
+        hm, tags = head.fuse_outputs([[x], [xf]], [d],
+                                     dict(flip_test=True), (16, 14))
+        hm_s, tags_s = head.fuse_outputs(
+            [[x], [xf]], [d], dict(flip_test=True, shift_heatmap=True),
+            (16, 14))
+    torch.testing.assert_close(hm_s, (hm_o + shift(2 * hm - hm_o)) / 2)
+    torch.testing.assert_close(tags_s[:, :K], tags[:, :K])
+    torch.testing.assert_close(tags_s[:, K:], shift(tags[:, K:]))
+    assert (hm_s - hm).abs().max() > 1e-4
