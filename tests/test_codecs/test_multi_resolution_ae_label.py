@@ -5,6 +5,7 @@ mmpose's bottom-up datasets and pipelines: peaks, indices, ignore masks and
 AP 1.0 from perfect heatmaps + tags through mmpose's CocoMetric."""
 import json
 import os.path as osp
+import warnings
 
 import cv2
 import numpy as np
@@ -30,19 +31,44 @@ def small_codec(**kwargs):
     return KEYPOINT_CODECS.build(cfg)
 
 
-def gaussian_reference(size, centers, sigma):
-    """Brute force: max over centres of exp(-d^2 / 2 s^2), cut at 3 s per
-    axis; ``centers`` a list of integer (x, y) cells."""
+def authors_heatmaps(joints, size, sigma):
+    """Transcription of the authors' ``HeatmapGenerator.__call__``
+    (HigherHRNet ``lib/dataset/target_generators/target_generators.py``,
+    same in SWAHR), generalised to a (W, H) map: a kernel of
+    ``6 sigma + 3`` samples centred at ``3 sigma + 1`` is pasted at
+    ``[round(c - 3 sigma - 1), round(c + 3 sigma + 2))`` around the cell
+    ``c = int(joint)`` of every joint with visibility > 0, clipped to the
+    map, max-merged. ``joints``: ``(N, K, 3)`` in map pixels + visibility.
+    Returns float32 ``(K, H, W)``."""
     W, H = size
-    out = np.zeros((H, W))
-    for cx, cy in centers:
-        for y in range(H):
-            for x in range(W):
-                if abs(x - cx) <= 3 * sigma and abs(y - cy) <= 3 * sigma:
-                    out[y, x] = max(
-                        out[y, x],
-                        np.exp(-((x - cx)**2 + (y - cy)**2) / (2 * sigma**2)))
+    ticks = np.arange(0, 6 * sigma + 3, 1, float)
+    mid = 3 * sigma + 1
+    kernel = np.exp(-((ticks[None, :] - mid)**2 +
+                      (ticks[:, None] - mid)**2) / (2 * sigma**2))
+    out = np.zeros((joints.shape[1], H, W), dtype=np.float32)
+    for person in joints:
+        for k, (jx, jy, v) in enumerate(person):
+            if v <= 0:
+                continue
+            cx, cy = int(jx), int(jy)
+            if not (0 <= cx < W and 0 <= cy < H):
+                continue
+            left = int(np.round(cx - 3 * sigma - 1))
+            top = int(np.round(cy - 3 * sigma - 1))
+            right = int(np.round(cx + 3 * sigma + 2))
+            bottom = int(np.round(cy + 3 * sigma + 2))
+            x0, x1 = max(0, left), min(right, W)
+            y0, y1 = max(0, top), min(bottom, H)
+            patch = kernel[y0 - top:y1 - top, x0 - left:x1 - left]
+            out[k, y0:y1, x0:x1] = np.maximum(out[k, y0:y1, x0:x1], patch)
     return out
+
+
+def gaussian_reference(size, centers, sigma):
+    """The authors' target of one keypoint channel with Gaussians on the
+    integer cells ``centers`` (list of (x, y))."""
+    joints = np.array([[[x, y, 1.0]] for x, y in centers], float)
+    return authors_heatmaps(joints.reshape(-1, 1, 3), size, sigma)[0]
 
 
 # ----------------------------------------------------------------------
@@ -80,6 +106,53 @@ def test_encode_hand_worked_two_people_two_resolutions():
     assert [m.shape for m in enc['heatmap_mask']] == [(16, 16), (32, 32)]
     assert all(m.dtype == np.float32 and (m == 1).all()
                for m in enc['heatmap_mask'])
+
+
+def test_window_reaches_3_sigma_plus_1_like_the_authors():
+    """Hand-worked, sigma 2 at the 1/2 map: the authors' window is 15 x 15
+    (offsets -7..7), so the pixel 7 to the right of the centre holds
+    exp(-49 / 8) and the one 8 away is 0; all 225 window pixels are > 0,
+    i.e. SWAHR's foreground (gt > 0) covers them."""
+    codec = small_codec()
+    enc = codec.encode(np.array([[[33., 31.]]], np.float32))  # cell (16, 15)
+    hm = enc['heatmaps'][1][0]
+    assert hm[15, 16] == 1.0
+    np.testing.assert_allclose(hm[15, 16 + 7], np.exp(-49 / 8), rtol=1e-6)
+    np.testing.assert_allclose(hm[15 - 7, 16 - 7], np.exp(-98 / 8),
+                               rtol=1e-6)
+    assert hm[15, 16 + 8] == 0 and hm[15 - 8, 16] == 0
+    assert (hm > 0).sum() == 225
+    ys, xs = np.nonzero(hm)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (9, 23, 8, 22)
+
+
+@pytest.mark.parametrize('sigma', [1.0, 1.2, 1.5, 2.0, 2.5, 3.0])
+def test_targets_match_authors_generator(sigma):
+    """Random people with sub-pixel keypoints, keypoints on and next to the
+    map borders, unlabelled ones, on a non-square input: both resolutions
+    equal the transcription of the authors' generator (values and
+    support) for integer and non-integer ``3 sigma``."""
+    rng = np.random.default_rng(int(sigma * 10))
+    w_in, h_in = 64, 48
+    sizes = [(16, 12), (32, 24)]
+    codec = small_codec(input_size=(w_in, h_in), heatmap_sizes=sizes,
+                        sigma=[sigma, sigma * 1.5])
+    N, K = 6, 5
+    kpts = rng.uniform(0, 1, (N, K, 2)) * (w_in, h_in)
+    # border cases in input pixels: first / last pixel of each map, just
+    # inside the last cell, exactly on the far edge (outside)
+    kpts[0] = [[0, 0], [w_in - 0.01, 5.3], [3.7, h_in - 0.01], [w_in, 10],
+               [2.0, 47.5]]
+    kpts = kpts.astype(np.float32)
+    vis = (rng.uniform(size=(N, K)) > 0.2).astype(np.float32)
+    vis[0] = 1
+    enc = codec.encode(kpts, vis)
+    for (W, H), s, hm in zip(sizes, codec.sigmas, enc['heatmaps']):
+        joints = np.concatenate(
+            [kpts * np.float32(W / w_in), vis[..., None]], -1)
+        ref = authors_heatmaps(joints, (W, H), s)
+        np.testing.assert_array_equal(hm > 0, ref > 0)
+        np.testing.assert_allclose(hm, ref, rtol=1e-6, atol=1e-8)
 
 
 def test_keypoints_outside_are_invalid_and_draw_nothing():
@@ -175,11 +248,11 @@ def test_bad_input_errors():
         codec.encode(np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match='keypoints_visible'):
         codec.encode(np.zeros((1, 2, 2)), np.ones((1, 3)))
-    with pytest.raises(ValueError, match='NaN'):
-        codec.encode(np.full((1, 2, 2), np.nan), np.ones((1, 2)))
     # NaN at an unlabelled keypoint is fine (mmpose parks them anywhere)
-    enc = codec.encode(
-        np.array([[[np.nan, np.nan], [8., 8.]]]), np.array([[0., 1.]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        enc = codec.encode(
+            np.array([[[np.nan, np.nan], [8., 8.]]]), np.array([[0., 1.]]))
     np.testing.assert_array_equal(enc['keypoint_indices'][0, :, 1], [0, 1])
     with pytest.raises(ValueError, match='does not match the input size'):
         codec.encode(np.zeros((1, 2, 2)), heatmap_mask=np.ones((32, 64)))
@@ -190,11 +263,49 @@ def test_bad_input_errors():
         codec.batch_decode(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 8, 8))
 
 
+def test_non_finite_labelled_keypoint_is_unlabelled_and_named():
+    """Policy (as GroupedCenterNetLabel): a labelled keypoint with a NaN /
+    inf coordinate becomes unlabelled, training goes on, and a warning names
+    the image and the annotation. Through mmpose's GenerateTarget, which
+    hands the codec img_id / img_path / id from the bottom-up results."""
+    kpts = np.array([[[10., 20.], [30., 5.]], [[np.nan, 50.], [40., np.inf]]],
+                    np.float32)
+    vis = np.ones((2, 2), np.float32)
+    results = dict(
+        img=np.zeros((64, 64, 3), np.uint8),
+        keypoints=kpts.copy(),
+        keypoints_visible=vis.copy(),
+        img_id=397133,
+        img_path='data/coco/000000397133.jpg',
+        id=[101, 202])
+    codec_cfg = dict(type='MultiResolutionAELabel', input_size=(64, 64),
+                     heatmap_sizes=[(16, 16), (32, 32)])
+    with pytest.warns(UserWarning) as record:
+        out = GenerateTarget(encoder=codec_cfg)(results)
+    msg = str(record[0].message)
+    assert 'image id 397133 (data/coco/000000397133.jpg)' in msg
+    assert 'annotation id 202: keypoints [0, 1]' in msg
+    assert '101' not in msg and '2 labelled keypoint(s)' in msg
+    np.testing.assert_array_equal(out['keypoint_weights'], [[1, 1], [0, 0]])
+    # the same targets as with those keypoints marked unlabelled
+    clean = small_codec().encode(
+        np.nan_to_num(kpts), np.array([[1, 1], [0, 0]], np.float32))
+    for r in range(2):
+        np.testing.assert_array_equal(out['heatmaps'][r],
+                                      clean['heatmaps'][r])
+    np.testing.assert_array_equal(out['keypoint_indices'],
+                                  clean['keypoint_indices'])
+    # called directly (no ids): named by instance index
+    with pytest.warns(UserWarning, match=r'an image: instance 1: keypoints'
+                      r' \[0, 1\]'):
+        small_codec().encode(kpts, vis)
+
+
 def test_decode_groups_two_synthetic_people():
     """Decoding at the 1/2 map (decode_heatmap_size): perfect heatmaps from
     encode and tags 0 / 5 per person give both people back; keypoints at
     cell centres (odd input pixels: cell j covers [2 j, 2 j + 2)) come back
-    exactly with the default decode_center_shift 0.5."""
+    at cell + 0.5 (decode_center_shift) - 0.25 (tie) per axis."""
     codec = small_codec(decode_heatmap_size=(32, 32), decode_keypoint_thr=0.1)
     kpts = np.array([[[11., 21.], [31., 7.]], [[51., 51.], [41., 31.]]],
                     np.float32)
@@ -206,9 +317,176 @@ def test_decode_groups_two_synthetic_people():
     keypoints, scores = codec.decode(hm, tags)
     assert keypoints.shape == (2, 2, 2) and scores.shape == (2, 2)
     order = np.argsort(keypoints[:, 0, 0])
-    # +-0.25 sub-pixel shift on a symmetric peak is 0: exact cells x stride
-    np.testing.assert_allclose(keypoints[order], kpts, atol=1e-4)
+    # on a symmetric peak the neighbours tie and the authors' quarter offset
+    # is -0.25 (map px) per axis: cell + 0.5 - 0.25, i.e. 0.5 input px before
+    # the keypoint at stride 2
+    np.testing.assert_allclose(keypoints[order], kpts - 0.5, atol=1e-4)
     np.testing.assert_allclose(scores, 1.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------
+# decoding: the authors' adjust + refine
+# ----------------------------------------------------------------------
+def authors_quarter(hm, x, y):
+    """Quarter offset of the authors' ``adjust`` / ``refine`` at integer
+    (x, y) of one (H, W) heatmap: towards the larger neighbour, -0.25 on
+    ties, neighbours clamped at the border."""
+    H, W = hm.shape
+    ox = 0.25 if hm[y, min(x + 1, W - 1)] > hm[y, max(x - 1, 0)] else -0.25
+    oy = 0.25 if hm[min(y + 1, H - 1), x] > hm[max(y - 1, 0), x] else -0.25
+    return ox, oy
+
+
+def authors_adjust_refine(people, det, tag):
+    """Transcription of HigherHRNet's ``HeatmapParser.parse`` after the
+    grouping (``adjust``, person scores, ``refine``; ``lib/core/group.py``)
+    for one image, loops and all.
+
+    Args:
+        people: ``(G, K, 3)`` grouped ``[x, y, value]`` at integer cells.
+        det: ``(K, H, W)`` heatmaps. tag: ``(K, H, W, L)`` tags.
+
+    Returns:
+        keypoints ``(G, K, 2)`` and scores ``(G, K)`` in map pixels, person
+        scores ``(G,)``.
+    """
+    people = np.array(people, np.float32)
+    G, K = people.shape[:2]
+    for g in range(G):
+        for k in range(K):
+            if people[g, k, 2] > 0:
+                x, y = int(people[g, k, 0]), int(people[g, k, 1])
+                ox, oy = authors_quarter(det[k], x, y)
+                people[g, k, :2] = (x + ox + 0.5, y + oy + 0.5)
+    person_scores = people[..., 2].mean(1)
+    for person in people:
+        seen = []
+        for k in range(K):
+            if person[k, 2] > 0:
+                x, y = person[k, :2].astype(np.int32)
+                seen.append(tag[k, y, x])
+        mean_tag = np.mean(seen, axis=0)
+        for k in range(K):
+            dist = ((tag[k] - mean_tag[None, None, :])**2).sum(axis=2)**0.5
+            y, x = np.unravel_index(np.argmax(det[k] - np.round(dist)),
+                                    det[k].shape)
+            value = det[k, y, x]
+            ox, oy = authors_quarter(det[k], x, y)
+            if value > 0 and person[k, 2] == 0:
+                person[k] = (x + 0.5 + ox, y + 0.5 + oy, value)
+    return people[..., :2], people[..., 2], person_scores
+
+
+def grouped_by_mmpose(codec, heatmaps, tags):
+    """mmpose's NMS, top-k and Munkres grouping (the part of the parser
+    the codec inherits unchanged): ``(G, K, 3)`` of the first image."""
+    from mmpose.codecs.utils import batch_heatmap_nms
+    peaks = batch_heatmap_nms(heatmaps, codec.decode_nms_kernel)
+    vals, tg, locs = (t.numpy() for t in codec._get_batch_topk(
+        peaks, tags, k=codec.decode_topk))
+    return codec._group_keypoints(vals, tg, locs)[0]
+
+
+def random_scene(seed, K=4, size=24, people=3, L=2):
+    """Heatmaps ``(1, K, H, W)`` with Gaussian blobs of random heights
+    (some below the detection threshold), peaks on the border, a channel
+    that is <= 0 everywhere, small noise; tags ``(1, L*K, H, W)`` with a
+    value per person (Voronoi over that channel's keypoints) + noise."""
+    rng = np.random.default_rng(seed)
+    H = W = size
+    yy, xx = np.mgrid[:H, :W]
+    pos = rng.uniform(0, size - 1, (people, K, 2))
+    pos[0, 0] = (0, rng.uniform(3, size - 4))          # left border
+    pos[1, 1] = (size - 1, rng.integers(3, size - 4))  # right border
+    pos[2, 0] = (rng.uniform(3, size - 4), 0)          # top border
+    height = rng.uniform(0.3, 1.0, (people, K))
+    height[rng.uniform(size=(people, K)) < 0.35] = 0.05  # missed by grouping
+    hm = rng.uniform(-0.01, 0.01, (K, H, W))
+    tags = np.zeros((L, K, H, W))
+    for k in range(K):
+        d2 = ((xx[None] - pos[:, k, 0, None, None])**2 +
+              (yy[None] - pos[:, k, 1, None, None])**2)
+        hm[k] += (height[:, k, None, None] * np.exp(-d2 / 4)).max(0)
+        tags[:, k] = 3.0 * np.argmin(d2, 0)
+    hm[K - 1] = -np.abs(hm[K - 1]) - 0.01  # never placed
+    tags += rng.normal(0, 0.05, tags.shape)
+    return (torch.tensor(hm, dtype=torch.float32)[None],
+            torch.tensor(tags.reshape(L * K, H, W), dtype=torch.float32)[None])
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_decode_matches_authors_adjust_and_refine(seed):
+    """Random scenes (borders, missed keypoints, a channel <= 0, two tag
+    copies as with flip): keypoints, keypoint scores and person scores of
+    ``batch_decode`` equal the transcription of the authors' adjust +
+    refine applied to mmpose's grouping, scaled to input pixels."""
+    codec = small_codec(input_size=(48, 48), heatmap_sizes=[(12, 12),
+                                                            (24, 24)],
+                        decode_heatmap_size=(24, 24), decode_topk=8)
+    hm, tags = random_scene(seed)
+    kpts, scores, inst = codec.batch_decode(hm, tags)
+    people = grouped_by_mmpose(codec, hm, tags)
+    K = hm.shape[1]
+    tag_hwl = tags[0].reshape(2, K, 24, 24).permute(1, 2, 3, 0).numpy()
+    ref_k, ref_s, ref_i = authors_adjust_refine(people, hm[0].numpy(),
+                                                tag_hwl)
+    assert len(people) >= 2
+    np.testing.assert_allclose(kpts[0], ref_k * 2, atol=1e-5)
+    np.testing.assert_array_equal(scores[0], ref_s)
+    np.testing.assert_allclose(inst[0], ref_i, rtol=1e-6)
+    # the scene exercises what it should: keypoints filled in with a small
+    # value, a channel left unplaced with score 0 at (0, 0)
+    filled = (people[..., 2] == 0) & (ref_s > 0)
+    assert filled.any()
+    assert (scores[0][:, K - 1] == 0).all()
+    assert (kpts[0][:, K - 1] == 0).all()
+
+
+def test_decode_hand_worked_border_refine_and_non_positive():
+    """One person, 8x8 map, K = 3 (tags 0 everywhere):
+    - keypoint 0 peaks at the left border (x = 0, y = 3) and its right
+      neighbour is smaller: the clamped left neighbour is the peak itself,
+      not larger -> x = 0 - 0.25 + 0.5; below is larger -> y = 3.75
+      (mmpose's refine_keypoints would leave x at 0.5);
+    - keypoint 1 is below the detection threshold (best 0.05 at (5, 6),
+      right neighbour larger, upper larger): filled in at (5.75, 6.25) with
+      score 0.05 (mmpose: (5, 6), no shift);
+    - keypoint 2 is <= 0 everywhere: unplaced, (0, 0), score 0 (mmpose
+      places it with a negative score)."""
+    codec = small_codec(input_size=(8, 8), heatmap_sizes=[(8, 8)], sigma=1,
+                        decode_heatmap_size=(8, 8), decode_topk=4)
+    hm = np.zeros((3, 8, 8), np.float32)
+    hm[0, 3, 0], hm[0, 3, 1], hm[0, 4, 0], hm[0, 2, 0] = 0.9, 0.5, 0.4, 0.3
+    hm[1, 6, 5], hm[1, 6, 6], hm[1, 6, 4] = 0.05, 0.04, 0.03
+    hm[1, 5, 5], hm[1, 7, 5] = 0.02, 0.01
+    hm[2] = -0.5
+    hm[2, 1, 1] = -0.1
+    (kp, ), (sc, ), (inst, ) = codec.batch_decode(
+        torch.from_numpy(hm)[None], torch.zeros(1, 3, 8, 8))
+    np.testing.assert_allclose(kp, [[[0.25, 3.75], [5.75, 6.25], [0, 0]]])
+    np.testing.assert_allclose(sc, [[0.9, 0.05, 0.0]])
+    np.testing.assert_allclose(inst, [0.3])
+
+
+def test_refine_cost_is_value_minus_rounded_tag_distance():
+    """The authors' refine picks ``argmax(heatmap - round(|dtag|))``, not
+    mmpose's ``argmin(round(|dtag|) * 100 - heatmap)``: person B (tag 0)
+    misses keypoint 1; a strong response 1.6 at tag distance 1.2 (person
+    A's keypoint 1) beats a weak 0.05 at distance 0 (1.6 - 1 > 0.05)."""
+    codec = small_codec(input_size=(16, 16), heatmap_sizes=[(16, 16)],
+                        decode_heatmap_size=(16, 16), decode_topk=4,
+                        decode_keypoint_order=[0, 1])
+    hm = np.zeros((2, 16, 16), np.float32)
+    hm[0, 3, 3] = hm[0, 3, 12] = 0.9  # keypoint 0 of A (x 3), B (x 12)
+    hm[1, 8, 4] = 1.6                 # keypoint 1 of A
+    hm[1, 8, 12] = 0.05               # weak keypoint 1 near B
+    tags = np.zeros((2, 16, 16), np.float32)
+    tags[:, :, :8] = 1.2              # person A's side
+    (kp, ), (sc, ), _ = codec.batch_decode(
+        torch.from_numpy(hm)[None], torch.from_numpy(tags)[None])
+    b = int(np.argmax(kp[:, 0, 0]))   # person B: keypoint 0 at x 12
+    np.testing.assert_allclose(kp[b], [[12.25, 3.25], [4.25, 8.25]])
+    np.testing.assert_allclose(sc[b], [0.9, 1.6])
 
 
 # ----------------------------------------------------------------------

@@ -20,14 +20,22 @@ Losses: a heatmap loss per resolution (``SWAHRLoss``; with both switches
 off it is HigherHRNet's plain masked MSE) and the associative-embedding
 loss (``HigherHRNetAELoss``) on the tags of the first resolution.
 
-Inference resizes every resolution's heatmaps and the tags bilinearly to
-the decoder's ``heatmap_size`` (``MultiResolutionAELabel``: its
-``decode_heatmap_size``, by default the input size as in the official
-HigherHRNet test with ``project2image``; scaled with the actual input size
-when the batch's ``input_size`` differs from the codec's), averages the heatmaps over
-resolutions and flip (flip tags are concatenated: mmpose's ``L = 2`` tag
-layout), and decodes with the decoder's ``batch_decode(heatmaps, tags)``
-(mmpose's ``AssociativeEmbedding`` grouping).
+Inference follows the authors' test (HigherHRNet / SWAHR
+``lib/core/inference.py``, ``get_multi_stage_outputs`` with ``project2image``
+and ``aggregate_results``): per forward pass the 1/4 heatmaps and tags are
+upsampled bilinearly (``align_corners=False``) to 1/2 and the heatmaps
+averaged with the 1/2 ones; the pass on the mirrored image is mirrored back
+and its keypoint channels (heatmaps and per-keypoint tags) permuted at 1/2;
+only then is each pass's heatmap and tag map resized bilinearly to the
+decoder's ``heatmap_size`` (``MultiResolutionAELabel``: its
+``decode_heatmap_size``, by default the input size; scaled with the actual
+input size when the batch's ``input_size`` differs from the codec's), the
+two passes' heatmaps averaged and their tags concatenated (mmpose's ``L = 2``
+tag layout, original first: the authors' tag vector ``(tag, tag_flip)``).
+(Two-step and one-step bilinear resizing of the 1/4 maps differ.) The fused
+maps are decoded with the decoder's ``batch_decode(heatmaps, tags)`` (for
+``MultiResolutionAELabel`` the authors' parser; for a plain
+``AssociativeEmbedding`` mmpose's).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -355,53 +363,89 @@ class HigherHRNetHead(BaseHead):
     # ------------------------------------------------------------------
     # inference
     # ------------------------------------------------------------------
-    def _fused(self, feats, size: Optional[Tuple[int, int]],
-               align_corners: bool) -> Tuple[Tensor, Tensor]:
-        """Heatmaps averaged over resolutions and tags, both resized to
-        ``size`` (default: the last resolution's)."""
-        out = self.forward(feats)
-        if size is None:
-            size = tuple(out['heatmaps'][-1].shape[-2:])
+    def _fused(self, feats, align_corners: bool,
+               flip_indices: Optional[Sequence[int]] = None
+               ) -> Tuple[Tensor, Tensor]:
+        """One forward pass fused at the last (highest) resolution, as the
+        authors' ``get_multi_stage_outputs`` (HigherHRNet / SWAHR
+        ``lib/core/inference.py``): every earlier output (heatmaps and tags)
+        is resized bilinearly to the last resolution, the heatmaps are
+        averaged over resolutions; for the pass on the mirrored image
+        (``flip_indices`` given) the maps are then mirrored back and their
+        keypoint channels permuted.
 
-        def resize(t):
-            if tuple(t.shape[-2:]) == tuple(size):
+        Returns:
+            tuple: heatmaps ``(B, K, H_last, W_last)`` and tags ``(B, K or 1,
+            H_last, W_last)``.
+        """
+        out = self.forward(feats)
+        last = tuple(out['heatmaps'][-1].shape[-2:])
+
+        def up(t):
+            if tuple(t.shape[-2:]) == last:
                 return t
             return F.interpolate(
-                t, size=size, mode='bilinear', align_corners=align_corners)
+                t, size=last, mode='bilinear', align_corners=align_corners)
 
-        heatmaps = torch.stack([resize(h) for h in out['heatmaps']]).mean(0)
-        tags = resize(out['tags'])
-        if not self.tag_per_keypoint:
-            tags = tags.expand(-1, self.num_keypoints, -1, -1)
+        heatmaps = 0
+        for h in out['heatmaps']:
+            heatmaps = heatmaps + up(h)
+        heatmaps = heatmaps / len(out['heatmaps'])
+        tags = up(out['tags'])
+        if flip_indices is not None:
+            perm = torch.as_tensor(list(flip_indices), device=tags.device)
+            heatmaps = heatmaps.flip(-1)[:, perm]
+            tags = tags.flip(-1)
+            if self.tag_per_keypoint:
+                tags = tags[:, perm]
         return heatmaps, tags
 
     def _predict_one_scale(self, feats, flip_test: bool,
                            flip_indices: Optional[Sequence[int]],
                            size, test_cfg) -> Tuple[Tensor, Tensor]:
+        """Heatmaps ``(B, K, h, w)`` averaged over resolutions (and flip)
+        and tags ``(B, L*K, h, w)`` (``L = 2`` with flip: original then
+        mirrored) of one input scale, ``(h, w)`` = ``size`` or the last
+        resolution's. The order is the authors' (``get_multi_stage_outputs``
+        with ``project2image``, then ``aggregate_results``): fuse each pass
+        at the last resolution (:meth:`_fused`), resize each pass's
+        heatmaps and tags to ``size``, then average the two passes'
+        heatmaps; tags are concatenated."""
         align_corners = test_cfg.get('align_corners', False)
-        if not flip_test:
-            return self._fused(feats, size, align_corners)
-        if not (isinstance(feats, (list, tuple)) and len(feats) == 2):
-            raise ValueError('HigherHRNetHead: flip test expects [features, '
-                             'features of the flipped image]')
-        heatmaps, tags = self._fused(feats[0], size, align_corners)
-        heatmaps_f, tags_f = self._fused(feats[1], heatmaps.shape[-2:],
-                                         align_corners)
-        if flip_indices is None or len(flip_indices) != self.num_keypoints:
-            raise ValueError(
-                'HigherHRNetHead: flip test needs flip_indices with '
-                f'{self.num_keypoints} entries in the data sample metainfo, '
-                f'got {flip_indices!r}')
-        perm = torch.as_tensor(list(flip_indices), device=heatmaps.device)
-        heatmaps_f = heatmaps_f.flip(-1)[:, perm]
-        tags_f = tags_f.flip(-1)[:, perm]
+        passes = [feats]
+        if flip_test:
+            if not (isinstance(feats, (list, tuple)) and len(feats) == 2):
+                raise ValueError('HigherHRNetHead: flip test expects '
+                                 '[features, features of the flipped image]')
+            if flip_indices is None or len(
+                    flip_indices) != self.num_keypoints:
+                raise ValueError(
+                    'HigherHRNetHead: flip test needs flip_indices with '
+                    f'{self.num_keypoints} entries in the data sample '
+                    f'metainfo, got {flip_indices!r}')
+            passes = list(feats)
+        heatmaps, tags = [], []
+        for i, f in enumerate(passes):
+            hm, tg = self._fused(f, align_corners,
+                                 flip_indices if i == 1 else None)
+            if size is not None and tuple(hm.shape[-2:]) != tuple(size):
+                hm, tg = (F.interpolate(
+                    t, size=size, mode='bilinear',
+                    align_corners=align_corners) for t in (hm, tg))
+            if not self.tag_per_keypoint:
+                tg = tg.expand(-1, self.num_keypoints, -1, -1)
+            heatmaps.append(hm)
+            tags.append(tg)
+        if len(passes) == 1:
+            return heatmaps[0], tags[0]
+        heatmaps_f, tags_f = heatmaps[1], tags[1]
         if test_cfg.get('shift_heatmap', False):
-            # pixel-centre alignment of the mirrored maps (off in the
-            # authors' HigherHRNet test).
+            # pixel-centre alignment of the mirrored maps at the decode size
+            # (off in the authors' HigherHRNet / SWAHR test).
             heatmaps_f = torch.cat([heatmaps_f[..., :1], heatmaps_f[..., :-1]],
                                    -1)
             tags_f = torch.cat([tags_f[..., :1], tags_f[..., :-1]], -1)
-        return (heatmaps + heatmaps_f) / 2, torch.cat([tags, tags_f], 1)
+        return (heatmaps[0] + heatmaps_f) / 2, torch.cat([tags[0], tags_f], 1)
 
     def fuse_outputs(self,
                      feats,
@@ -414,6 +458,11 @@ class HigherHRNetHead(BaseHead):
         ``feats`` as mmpose's ``BottomupPoseEstimator.predict`` passes them:
         features; ``[feats, feats_flipped]`` with ``flip_test``; a list of
         those (one per scale, the original first) with ``multiscale_test``.
+
+        Per scale see :meth:`_predict_one_scale` (resolutions fused at the
+        last resolution first, then resized to ``size``); heatmaps are
+        averaged over scales, tags come from the original scale, as the
+        authors' ``aggregate_results``.
 
         Returns:
             tuple: heatmaps ``(B, K, h, w)`` (mean over resolutions, flip and

@@ -147,40 +147,116 @@ def _resize(t, size):
     return F.interpolate(t, size=size, mode='bilinear', align_corners=False)
 
 
-def test_flip_and_resolution_fusion():
-    head = randomise_(build(), seed=3).eval()
+def authors_fusion(stages, stages_flip, flip_index, K, size,
+                   tag_per_joint=True):
+    """Transcription of the authors' test-time fusion for one scale
+    (HigherHRNet / SWAHR ``lib/core/inference.py``:
+    ``get_multi_stage_outputs`` with ``project2image``, then the
+    ``aggregate_results`` step), loops as theirs.
+
+    Args:
+        stages: the network's outputs in the authors' layout: ``[cat(
+            heatmaps, tags) at 1/4, heatmaps at 1/2]``; ``stages_flip`` the
+            same for the mirrored image (or ``None``).
+        size: ``(h, w)`` to project to, ``None`` = no projection.
+
+    Returns:
+        heatmaps ``(B, K, h, w)`` and tags ``(B, K or 1, h, w, L)``.
+    """
+    def one_pass(outs, flipped):
+        total, count, tags = 0, 0, []
+        for i, out in enumerate(outs):
+            if len(outs) > 1 and i != len(outs) - 1:
+                out = F.interpolate(out, size=outs[-1].shape[2:],
+                                    mode='bilinear', align_corners=False)
+            if flipped:
+                out = torch.flip(out, [3])
+            hm = out[:, :K]
+            total = total + (hm[:, flip_index] if flipped else hm)
+            count += 1
+            if i == 0:  # AE tags only at the first stage
+                tag = out[:, K:]
+                if flipped and tag_per_joint:
+                    tag = tag[:, flip_index]
+                tags.append(tag)
+        return total / count, tags
+
+    heatmaps, tags = one_pass(stages, False)
+    heatmaps = [heatmaps]
+    if stages_flip is not None:
+        hm_f, tags_f = one_pass(stages_flip, True)
+        heatmaps.append(hm_f)
+        tags += tags_f
+    if size is not None:
+        heatmaps = [_resize(h, size) for h in heatmaps]
+        tags = [_resize(t, size) for t in tags]
+    final = ((heatmaps[0] + heatmaps[1]) / 2.0
+             if len(heatmaps) == 2 else heatmaps[0])
+    return final, torch.cat([t.unsqueeze(4) for t in tags], dim=4)
+
+
+def authors_stages(out):
+    """Our head's forward output in the authors' per-stage layout."""
+    return [torch.cat([out['heatmaps'][0], out['tags']], 1),
+            out['heatmaps'][1]]
+
+
+def as_authors_tags(tags, L):
+    """Our ``(B, L*K, h, w)`` tags as the authors' ``(B, K, h, w, L)``."""
+    B, LK, h, w = tags.shape
+    return tags.view(B, L, LK // L, h, w).permute(0, 2, 3, 4, 1)
+
+
+@pytest.mark.parametrize('tag_per_keypoint', [True, False])
+def test_flip_and_resolution_fusion_match_authors(tag_per_keypoint):
+    """fuse_outputs equals the transcription of the authors' fusion
+    (1/4 -> 1/2 bilinear, average with 1/2, mirror + permute the flipped
+    pass at 1/2, then resize each pass to the decode size, average; tags
+    concatenated) with and without flip, with and without a decode size,
+    and over scales (heatmaps averaged, tags of the original scale). One
+    step resizing of the 1/4 maps would differ."""
+    head = randomise_(build(tag_per_keypoint=tag_per_keypoint),
+                      seed=3).eval()
     perm = [0, 2, 1]
     d = PoseDataSample(metainfo=dict(flip_indices=perm))
-    x, xf = torch.randn(2, 1, C, 6, 5)
-    cfg = dict(flip_test=True)
+    x, xf, x2, x2f = torch.randn(4, 2, C, 6, 5)
     with torch.no_grad():
-        o, of = head(x), head(xf)
-        for size in (None, (20, 16)):
-            hm, tags = head.fuse_outputs([[x], [xf]], [d], cfg, size)
-            s = size or (12, 10)
-            avg = (_resize(o['heatmaps'][0], s) + _resize(o['heatmaps'][1],
-                                                          s)) / 2
-            avgf = (_resize(of['heatmaps'][0], s) +
-                    _resize(of['heatmaps'][1], s)) / 2
-            expected = (avg + avgf.flip(-1)[:, perm]) / 2
-            torch.testing.assert_close(hm, expected)
-            torch.testing.assert_close(
-                tags,
-                torch.cat([
-                    _resize(o['tags'], s),
-                    _resize(of['tags'], s).flip(-1)[:, perm]
-                ], 1))
-        # multi-scale: heatmaps averaged over scales, tags of the first
-        x2 = torch.randn(1, C, 9, 7)
-        hm, tags = head.fuse_outputs([[x], [x2]], [d],
-                                     dict(multiscale_test=True), (12, 10))
-        o2 = head(x2)
-        avg2 = sum(_resize(h, (12, 10)) for h in o2['heatmaps']) / 2
-        avg = sum(_resize(h, (12, 10)) for h in o['heatmaps']) / 2
-        torch.testing.assert_close(hm, (avg + avg2) / 2)
-        torch.testing.assert_close(tags, _resize(o['tags'], (12, 10)))
+        o, of = authors_stages(head(x)), authors_stages(head(xf))
+        for size in (None, (21, 16)):
+            for flip in (False, True):
+                feats = [[x], [xf]] if flip else [x]
+                hm, tags = head.fuse_outputs(feats, [d],
+                                             dict(flip_test=flip), size)
+                ref_hm, ref_tags = authors_fusion(
+                    o, of if flip else None, perm, K, size,
+                    tag_per_keypoint)
+                torch.testing.assert_close(hm, ref_hm)
+                ours = as_authors_tags(tags, 2 if flip else 1)
+                torch.testing.assert_close(ours,
+                                           ref_tags.expand_as(ours))
+            # one-step resizing of the 1/4 maps straight to ``size``
+            if size is not None:
+                one_step = (_resize(o[0][:, :K], size) +
+                            _resize(o[1], size)) / 2
+                hm, tags = head.fuse_outputs([x], [d], {}, size)
+                assert (hm - one_step).abs().max() > 1e-3
+                assert (tags - _resize(o[0][:, K:], size)).abs().max() > 1e-3
+        # multi-scale with flip: the authors sum the projected heatmaps of
+        # every scale and divide; tags come from scale 1 only
+        o2, o2f = authors_stages(head(x2)), authors_stages(head(x2f))
+        hm, tags = head.fuse_outputs([[[x], [xf]], [[x2], [x2f]]], [d],
+                                     dict(flip_test=True,
+                                          multiscale_test=True), (12, 10))
+        ref1, ref_tags = authors_fusion(o, of, perm, K, (12, 10),
+                                        tag_per_keypoint)
+        ref2, _ = authors_fusion(o2, o2f, perm, K, (12, 10),
+                                 tag_per_keypoint)
+        torch.testing.assert_close(hm, (ref1 + ref2) / 2.0)
+        ours = as_authors_tags(tags, 2)
+        torch.testing.assert_close(ours, ref_tags.expand_as(ours))
     with pytest.raises(ValueError, match='flip_indices with 3 entries'):
-        head.fuse_outputs([[x], [xf]], [PoseDataSample(metainfo={})], cfg)
+        head.fuse_outputs([[x], [xf]], [PoseDataSample(metainfo={})],
+                          dict(flip_test=True))
 
 
 # people in input pixels (64 x 64 input): multiples of 4 land on cells
@@ -350,3 +426,26 @@ def test_contract_with_codec_and_pack_inputs():
     kpts = preds[0].keypoints
     order = np.argsort(kpts[:, 0, 0])
     np.testing.assert_allclose(kpts[order], PEOPLE, atol=1.5)
+
+
+def test_flip_shift_heatmap_option():
+    """``shift_heatmap=True`` (off by default, as the authors) moves the
+    mirrored pass's heatmaps and tags one pixel right at the decode size."""
+    head = randomise_(build(), seed=4).eval()
+    d = PoseDataSample(metainfo=dict(flip_indices=[0, 2, 1]))
+    x, xf = torch.randn(2, 1, C, 6, 5)
+
+    def shift(t):
+        return torch.cat([t[..., :1], t[..., :-1]], -1)
+
+    with torch.no_grad():
+        hm_o, _ = head.fuse_outputs([x], [d], {}, (16, 14))
+        hm, tags = head.fuse_outputs([[x], [xf]], [d],
+                                     dict(flip_test=True), (16, 14))
+        hm_s, tags_s = head.fuse_outputs(
+            [[x], [xf]], [d], dict(flip_test=True, shift_heatmap=True),
+            (16, 14))
+    torch.testing.assert_close(hm_s, (hm_o + shift(2 * hm - hm_o)) / 2)
+    torch.testing.assert_close(tags_s[:, :K], tags[:, :K])
+    torch.testing.assert_close(tags_s[:, K:], shift(tags[:, K:]))
+    assert (hm_s - hm).abs().max() > 1e-4
