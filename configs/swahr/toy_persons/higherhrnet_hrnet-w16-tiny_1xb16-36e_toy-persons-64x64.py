@@ -9,7 +9,8 @@ _base_ = ['./higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py']
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs, val_interval=18)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, begin=0, end=50,
+    # warm-up from 0.1 x lr, as the authors' trainer
+    dict(type='LinearLR', start_factor=0.1, begin=0, end=50,
          by_epoch=False),
     dict(type='LinearLR', start_factor=1.0, end_factor=0.0, begin=0,
          end=max_epochs, by_epoch=True, convert_to_iter_based=True),
