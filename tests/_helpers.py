@@ -96,3 +96,16 @@ def randomise_(model, seed=0):
             else:
                 t.copy_(torch.randn(t.shape, generator=g) * 0.3)
     return model
+
+
+def load_tool(relpath):
+    """Import the CLI ``tools/<relpath>`` (e.g.
+    ``'model_converters/init_grouped_head.py'``) as a module, so tests can
+    call its ``main`` / ``parse_args`` in-process."""
+    import importlib.util
+    path = osp.join(REPO_ROOT, 'tools', relpath)
+    name = 'tool_' + osp.splitext(relpath)[0].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -16,7 +16,7 @@ __all__ = ['DataSpec', 'Stage', 'PostStep', 'TestSpec', 'Recipe', 'RECIPES']
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Arguments of ``tools/make_toy_dataset.py``."""
+    """Arguments of ``tools/dataset_converters/make_toy_dataset.py``."""
     kind: str  # 'persons' or 'fashion'
     root: str
     num_images: int

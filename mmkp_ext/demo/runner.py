@@ -126,7 +126,7 @@ def run_recipe(recipe: Recipe,
         times[name] = time.time() - t0
         return out
 
-    cmd = ['tools/make_toy_dataset.py', '--kind', data.kind, '--out', root,
+    cmd = ['tools/dataset_converters/make_toy_dataset.py', '--kind', data.kind, '--out', root,
            '--num-images', str(n_images), '--seed', str(data.seed)]
     if data.image_size:
         cmd += ['--image-size', str(data.image_size)]
@@ -148,14 +148,14 @@ def run_recipe(recipe: Recipe,
         if p.kind == 'merge_ensemble':
             out_path = osp.join(work_dir, f'{_slug(p.name)}.pth')
             run(f'merge {p.name}', [
-                'tools/merge_ensemble_checkpoint.py', p.config, out_path,
+                'tools/model_converters/merge_ensemble_checkpoint.py', p.config, out_path,
                 '--checkpoints', *[ckpts[i] for i in p.inputs]
             ])
             ckpts[p.name] = out_path
             post_lines.append(f'ensemble checkpoint: {out_path}')
         elif p.kind == 'plot_gates':
             png = osp.join(work_dir, 'soft_gates.png')
-            out = run(f'plot {p.name}', ['tools/analysis/plot_soft_gates.py',
+            out = run(f'plot {p.name}', ['tools/analysis_tools/plot_soft_gates.py',
                                          ckpts[p.inputs[0]], '--out', png])
             last = out.strip().splitlines()[-1] if out.strip() else ''
             post_lines.append(f'gates: {png} ({last})')

@@ -1,5 +1,5 @@
 """Automatic grouping of both heads in one call (what
-``tools/group_keypoints.py`` runs).
+``tools/analysis_tools/group_keypoints.py`` runs).
 
 Per head: a distance matrix (offsets, anti-offsets or conv rows), one
 dendrogram, optional restrictions; across heads: the matrix of ambiguous

@@ -2,7 +2,6 @@
 element by mode on a hand-built module, EMSDA/MSDA counted completely
 (hand formula of every matmul and sample), a toy config through the
 library and the CLI."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, load_tool
 from mmkp_ext.analysis import (complexity_from_config, config_input_size,
                                count_complexity)
 from mmkp_ext.models.layers import EMSDeformAttn, MSDeformAttn
@@ -98,11 +97,7 @@ def test_toy_config_library_and_cli(capsys):
     assert set(res.flops_by_module) >= {'backbone', 'head'}
     assert sum(res.flops_by_module.values()) == res.flops
 
-    spec = importlib.util.spec_from_file_location(
-        'get_complexity',
-        osp.join(REPO_ROOT, 'tools', 'analysis', 'get_complexity.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('analysis_tools/get_complexity.py')
     cli.main([TOY_CFG, '--input-shape', '128', '96'])
     out = capsys.readouterr().out
     assert 'Input shape: (1, 3, 128, 96)' in out

@@ -307,6 +307,6 @@ def test_file_and_tool_round_trip(tmp_path):
         convert_centernet_checkpoint(src, str(tmp_path / 'no.pth'),
                                      config=CONFIG)
     assert not osp.exists(tmp_path / 'no.pth')
-    proc = run_python(['tools/convert_centernet_checkpoint.py', src,
+    proc = run_python(['tools/model_converters/convert_centernet_checkpoint.py', src,
                        str(tmp_path / 'no.pth')], check=False)
     assert proc.returncode != 0 and 'does not fit' in proc.stdout

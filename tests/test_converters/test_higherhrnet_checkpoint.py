@@ -10,7 +10,6 @@ as the two published layouts, written out here from the authors' code:
   ``[scale, heatmap, tag]`` tensor);
 - mmpose 0.x ``AEHigherResolutionHead`` keys (:func:`mmpose0x_head`).
 """
-import os.path as osp
 
 import pytest
 import torch
@@ -337,13 +336,8 @@ def test_errors_name_the_problem(tmp_path):
 def test_tool_converts_file(tmp_path):
     from mmengine.config import Config
 
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'convert_tool',
-        osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                 'convert_higherhrnet_checkpoint.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from _helpers import load_tool
+    tool = load_tool('model_converters/convert_higherhrnet_checkpoint.py')
     K, D = 3, 8
     shapes = {'backbone.' + k: v for k, v in official_backbone(TINY).items()}
     shapes.update(mmpose0x_head(8, K, D))

@@ -204,7 +204,7 @@ def test_cli_converts_and_checks(tmp_path):
                     meta=dict(epoch=325)), src)
     dst = tmp_path / 'ours.pth'
     proc = subprocess.run(
-        [sys.executable, 'tools/convert_poseur_checkpoint.py', str(src),
+        [sys.executable, 'tools/model_converters/convert_poseur_checkpoint.py', str(src),
          str(dst), '--config', TINY_CONFIG],
         cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

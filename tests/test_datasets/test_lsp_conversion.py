@@ -115,7 +115,7 @@ def test_split_range_and_cli(tmp_path, capsys):
     mat, img_dir, _ = _write(tmp_path, 'lsp')
     out = tmp_path / 'test.json'
     # The CLI's main() in-process (a subprocess would re-import mmpose).
-    cli = runpy.run_path(osp.join(REPO_ROOT, 'tools/convert_lsp.py'))
+    cli = runpy.run_path(osp.join(REPO_ROOT, 'tools/dataset_converters/convert_lsp.py'))
     cli['main']([str(mat), str(img_dir), str(out), '--start', '1',
                  '--image-prefix', 'images/'])
     assert 'lsp: 2 images, 1 people (1 without usable joints)' in \

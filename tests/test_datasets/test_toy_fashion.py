@@ -267,7 +267,7 @@ def test_cli(tmp_path):
     out = tmp_path / 'cli'
     cmd = [
         sys.executable,
-        osp.join(REPO, 'tools', 'make_toy_dataset.py'), '--kind', 'fashion',
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_toy_dataset.py'), '--kind', 'fashion',
         '--out',
         str(out), '--num-images', '4', '--seed', '2', '--val-fraction', '0.25'
     ]

@@ -70,7 +70,7 @@ class FakeRunner:
                     '0.4  toy_fashion/AR: 0.5  toy_fashion/AP_short_sleeved_'
                     'top: 0.1  toy_fashion/AP_trousers: 0.2  toy_fashion/AP_'
                     'skirt: 0.3' % self.ap)
-        if tool == 'tools/make_toy_dataset.py':
+        if tool == 'tools/dataset_converters/make_toy_dataset.py':
             out = osp.join(self.repo, cmd[cmd.index('--out') + 1])
             os.makedirs(osp.join(out, 'images', 'val'), exist_ok=True)
             for i in range(6):
@@ -89,8 +89,8 @@ def _run(method, tmp_path, **kw):
 def test_hrnetpp_chains_checkpoints_and_reports_the_headline(tmp_path):
     fake, res, logs = _run('hrnetpp', tmp_path, epochs=2)
     tools = [c[0] for c in fake.calls]
-    assert tools == ['tools/make_toy_dataset.py', 'tools/train.py',
-                     'tools/train.py', 'tools/merge_ensemble_checkpoint.py'
+    assert tools == ['tools/dataset_converters/make_toy_dataset.py', 'tools/train.py',
+                     'tools/train.py', 'tools/model_converters/merge_ensemble_checkpoint.py'
                      ] + ['tools/test.py'] * 5 + ['tools/demo/image_demo.py']
     hm_best = res['checkpoints']['HRNet++ heatmap']
     assert hm_best.endswith('hrnet_heatmap/best_coco_AP_epoch_2.pth')

@@ -154,7 +154,7 @@ def test_ungrouped_centernet_checkpoint_into_grouped_config(tmp_path):
     assert "'head.keypoint_reg.2.weight' checkpoint (64, 8, 1, 1) vs " \
            "model (20, 8, 1, 1)" in msg
     assert "'head.keypoint_heatmap.2.weight' checkpoint (32, 8, 1, 1)" in msg
-    assert 'tools/init_grouped_head.py' in msg
+    assert 'tools/model_converters/init_grouped_head.py' in msg
 
 
 @pytest.mark.parametrize('name,owner,key', [

@@ -1,14 +1,13 @@
-"""tools/group_keypoints.py and tools/init_grouped_head.py end to end (one
+"""tools/analysis_tools/group_keypoints.py and tools/model_converters/init_grouped_head.py end to end (one
 subprocess run to show the script works as a command; the rest in-process
 through the tools' ``main``, which is what the command runs)."""
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO_ROOT, run_python
+from _helpers import load_tool, run_python
 from sklearn.metrics import adjusted_rand_score
 
 from mmkp_ext.grouping import (build_linkage, cut, euclidean_distances,
@@ -20,11 +19,9 @@ K = 32
 
 
 def tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    folder = ('analysis_tools' if name == 'group_keypoints' else
+              'model_converters')
+    return load_tool(f'{folder}/{name}.py')
 
 
 def head_checkpoint(path, seed):
@@ -46,7 +43,7 @@ def test_group_keypoints_from_checkpoints(tmp_path):
     state_a, state_b = head_checkpoint(a, 0), head_checkpoint(b, 1)
     out = str(tmp_path / 'g.json')
     proc = run_python([
-        'tools/group_keypoints.py', out, '--checkpoint', a,
+        'tools/analysis_tools/group_keypoints.py', out, '--checkpoint', a,
         '--consensus-checkpoint', b, '--layout', 'toy_fashion', '--plots',
         str(tmp_path / 'plots')
     ])

@@ -1,14 +1,13 @@
-"""tools/init_grouped_head.py --config: the converted checkpoint is checked
+"""tools/model_converters/init_grouped_head.py --config: the converted checkpoint is checked
 against the grouped model before anything is written. Before the check, a
 checkpoint whose other tensors did not fit (here: an ungrouped model with
 another ``head_conv``) was converted and written anyway and only failed
 (or, loaded non-strictly, silently kept random weights) later."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, load_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
@@ -53,12 +52,7 @@ def files(tmp_path_factory):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'init_grouped_head', osp.join(REPO_ROOT, 'tools',
-                                      'init_grouped_head.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters/init_grouped_head.py')
 
 
 def test_fitting_checkpoint_is_written_and_loads(files, capsys):

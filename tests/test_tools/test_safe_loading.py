@@ -101,23 +101,23 @@ def _run_tool(tool, args, monkeypatch):
 
 
 TOOLS = {
-    'convert_poseur_checkpoint.py':
+    'model_converters/convert_poseur_checkpoint.py':
     lambda ckpt, tmp: [ckpt, tmp / 'out.pth', '--no-check'],
-    'merge_ensemble_checkpoint.py':
+    'model_converters/merge_ensemble_checkpoint.py':
     lambda ckpt, tmp: [ENSEMBLE_CONFIG, tmp / 'out.pth', '--checkpoints',
                        ckpt, ckpt],
-    'sweep_rescore_sigma.py':
+    'analysis_tools/sweep_rescore_sigma.py':
     lambda ckpt, tmp: [CENTERNET_CONFIG, ckpt, '--device', 'cpu'],
-    'analysis/plot_soft_gates.py':
+    'analysis_tools/plot_soft_gates.py':
     lambda ckpt, tmp: [ckpt, '--out', tmp / 'gates.png'],
-    'convert_higherhrnet_checkpoint.py':
+    'model_converters/convert_higherhrnet_checkpoint.py':
     lambda ckpt, tmp: [ckpt, tmp / 'out.pth'],
-    'init_grouped_head.py':
+    'model_converters/init_grouped_head.py':
     lambda ckpt, tmp: [ckpt, GROUPING, tmp / 'out.pth'],
-    'group_keypoints.py':
+    'analysis_tools/group_keypoints.py':
     lambda ckpt, tmp: [tmp / 'g.json', '--checkpoint', ckpt, '--layout',
                        'toy_fashion'],
-    'convert_centernet_checkpoint.py':
+    'model_converters/convert_centernet_checkpoint.py':
     lambda ckpt, tmp: [ckpt, tmp / 'out.pth', '--no-check'],
     'deployment/pytorch2onnx.py':
     lambda ckpt, tmp: [TOY_CONFIG, ckpt, tmp / 'out.onnx'],

@@ -2,7 +2,7 @@
 
 * toy persons (generated here): a few training iterations of the toy
   config, then test.py on the checkpoint (CocoMetric); the checkpoint's
-  learned gates are then plotted with tools/analysis/plot_soft_gates.py;
+  learned gates are then plotted with tools/analysis_tools/plot_soft_gates.py;
 * the 5 real MPII images of the shared fixtures: training with a final
   validation by mmpose's MpiiPCKAccuracy (PCKh) on the same images.
 
@@ -75,7 +75,7 @@ def test_toy_persons_train_test_and_gate_plot(tmp_path):
 
     png = tmp_path / 'gates.png'
     plot = runpy.run_path(
-        osp.join(REPO_ROOT, 'tools/analysis/plot_soft_gates.py'))
+        osp.join(REPO_ROOT, 'tools/analysis_tools/plot_soft_gates.py'))
     gates = plot['main']([str(ckpt), '--out', str(png)])
     assert png.stat().st_size > 1000
     assert gates['stack1/level0'].shape == (3 * 16, )

@@ -1,4 +1,4 @@
-# Generated toy fashion (python tools/make_toy_dataset.py --kind fashion
+# Generated toy fashion (python tools/dataset_converters/make_toy_dataset.py --kind fashion
 # --out data/toy_fashion): 3 garment categories on one 32-keypoint list,
 # bottom-up; AP per category over its own keypoint range
 # (MultiCategoryCocoMetric), logged under toy_fashion/.

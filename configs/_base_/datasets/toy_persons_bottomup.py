@@ -1,4 +1,4 @@
-# Generated toy persons (python tools/make_toy_dataset.py --kind persons
+# Generated toy persons (python tools/dataset_converters/make_toy_dataset.py --kind persons
 # --out data/toy_persons --image-size 128), bottom-up: whole images, 16 per
 # test batch; COCO OKS AP with the detector's instance scores and no
 # OKS-NMS (the grouping already yields one instance per person).

@@ -1,4 +1,4 @@
-# Generated toy persons (python tools/make_toy_dataset.py --kind persons
+# Generated toy persons (python tools/dataset_converters/make_toy_dataset.py --kind persons
 # --out data/toy_persons), COCO keypoint layout, top-down on the ground-truth
 # boxes; COCO OKS AP on the val split. Pipelines come from the method config.
 dataset_type = 'CheckedCocoDataset'

@@ -3,7 +3,7 @@
 # rescoring instead of the authors' nearest-peak snapping and with the exact
 # flip fusion (flip_mode='exact'); input size and thresholds as the authors
 # test. No published AP for this setting; tune the sigma
-# with tools/sweep_rescore_sigma.py CONFIG CKPT.
+# with tools/analysis_tools/sweep_rescore_sigma.py CONFIG CKPT.
 _base_ = ['./cn-pose_dla34-dcn_authors-3x_coco-512x512.py']
 
 codec = dict(

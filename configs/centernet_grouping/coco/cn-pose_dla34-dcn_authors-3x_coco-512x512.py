@@ -7,7 +7,7 @@
 # (flip_mode='official').
 # Published AP on COCO val2017 (flip test): 58.9 (not re-measured here).
 # Convert the published file, then test:
-#   python tools/convert_centernet_checkpoint.py multi_pose_dla_3x.pth \
+#   python tools/model_converters/convert_centernet_checkpoint.py multi_pose_dla_3x.pth \
 #       work_dirs/multi_pose_dla_3x_mmkp.pth
 #   python tools/test.py configs/centernet_grouping/coco/cn-pose_dla34-dcn_authors-3x_coco-512x512.py \
 #       work_dirs/multi_pose_dla_3x_mmkp.pth

@@ -53,7 +53,7 @@ codec = dict(
     grouping_file=grouping_file,
     allow_inconsistent=allow_inconsistent,
     decode_mode='rescore',
-    # tune per model: tools/sweep_rescore_sigma.py CONFIG CKPT
+    # tune per model: tools/analysis_tools/sweep_rescore_sigma.py CONFIG CKPT
     rescore_sigma=2.0,
     topk=100)
 

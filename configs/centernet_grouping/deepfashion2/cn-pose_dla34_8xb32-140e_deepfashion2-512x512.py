@@ -66,7 +66,7 @@ codec = dict(
     num_keypoints=num_keypoints,
     category_keypoints=category_keypoints,
     decode_mode='rescore',
-    # tune per model: tools/sweep_rescore_sigma.py CONFIG CKPT
+    # tune per model: tools/analysis_tools/sweep_rescore_sigma.py CONFIG CKPT
     rescore_sigma=2.0,
     topk=100)
 

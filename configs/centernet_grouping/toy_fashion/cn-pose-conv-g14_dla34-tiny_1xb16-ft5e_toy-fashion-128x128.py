@@ -5,11 +5,11 @@
 # with restrictions (no two keypoints of one category share a group), cut at
 # the smallest clean count (14 / 14).
 # Fine-tuning schedule: 5 epochs at Adam 5e-4 (5e-5 in the last), starting
-# from the ungrouped checkpoint converted by tools/init_grouped_head.py:
+# from the ungrouped checkpoint converted by tools/model_converters/init_grouped_head.py:
 #   make demo-centernet
-#   python tools/group_keypoints.py configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json \
+#   python tools/analysis_tools/group_keypoints.py configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json \
 #       --checkpoint work_dirs/demo_centernet/epoch_80.pth --layout toy_fashion --reg-clusters 14 --hm-clusters 14
-#   python tools/init_grouped_head.py work_dirs/demo_centernet/epoch_80.pth \
+#   python tools/model_converters/init_grouped_head.py work_dirs/demo_centernet/epoch_80.pth \
 #       configs/centernet_grouping/groupings/toy-fashion_conv-reg14-hm14.json work_dirs/conv_g14_init.pth
 #   python tools/train.py THIS_CONFIG --cfg-options load_from=work_dirs/conv_g14_init.pth
 # Measured: docs/benchmarks.md ("Grouping toolkit end to end").
@@ -50,5 +50,5 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best=None))
-# The converted ungrouped checkpoint (tools/init_grouped_head.py).
+# The converted ungrouped checkpoint (tools/model_converters/init_grouped_head.py).
 load_from = None

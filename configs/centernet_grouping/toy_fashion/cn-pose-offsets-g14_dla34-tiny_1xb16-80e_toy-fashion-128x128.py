@@ -4,7 +4,7 @@
 # anti-offsets (complete linkage on negated distances) for the 14 heatmap
 # groups, both with restrictions (no two keypoints of one category share a
 # group); same channel count as cn-pose-g14 (data-free "index in category").
-#   python tools/group_keypoints.py configs/centernet_grouping/groupings/toy-fashion_offsets-reg14_anti-offsets-hm14.json \
+#   python tools/analysis_tools/group_keypoints.py configs/centernet_grouping/groupings/toy-fashion_offsets-reg14_anti-offsets-hm14.json \
 #       --ann-file data/toy_fashion/annotations/train.json --layout toy_fashion
 # Not flip-consistent: flip_test stays False (as in the base).
 _base_ = ['./cn-pose-g14_dla34-tiny_1xb16-80e_toy-fashion-128x128.py']

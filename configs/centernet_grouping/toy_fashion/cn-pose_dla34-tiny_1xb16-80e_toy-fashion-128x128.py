@@ -4,7 +4,7 @@
 # (channels 8..256) and the DLA-up/IDA-up neck to one stride-4 map, so it
 # trains on a CPU in minutes; ungrouped (32 regression and 32 heatmap
 # groups). Used by the tests and by `make demo-centernet`.
-#   python tools/make_toy_dataset.py --kind fashion --out data/toy_fashion
+#   python tools/dataset_converters/make_toy_dataset.py --kind fashion --out data/toy_fashion
 #   python tools/train.py configs/centernet_grouping/toy_fashion/cn-pose_dla34-tiny_1xb16-80e_toy-fashion-128x128.py
 # Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
 _base_ = [
@@ -49,7 +49,7 @@ codec = dict(
     num_keypoints=num_keypoints,
     category_keypoints=category_keypoints,
     decode_mode='rescore',
-    # tools/sweep_rescore_sigma.py on the 80-epoch model: best of
+    # tools/analysis_tools/sweep_rescore_sigma.py on the 80-epoch model: best of
     # {1, 2, 3, 4, 6, 8, 12} (docs/benchmarks.md)
     rescore_sigma=3.0,
     topk=20)

@@ -5,7 +5,7 @@
 # flip-tested, on 5 crops per person (scales 0.8 / 1.0 / 1.2, rotations
 # -10 / +10 degrees), mapped back and averaged. Test only. There are no
 # public HRNet++ checkpoints: train both models, then
-#   python tools/merge_ensemble_checkpoint.py configs/hrnetpp/coco/td-ensemble-hm-sa-tta_hrnetpp-w48_coco-384x288.py \
+#   python tools/model_converters/merge_ensemble_checkpoint.py configs/hrnetpp/coco/td-ensemble-hm-sa-tta_hrnetpp-w48_coco-384x288.py \
 #       work_dirs/hrnetpp-w48_ensemble.pth   # uses the `checkpoint` entries below
 #   python tools/test.py configs/hrnetpp/coco/td-ensemble-hm-sa-tta_hrnetpp-w48_coco-384x288.py \
 #       work_dirs/hrnetpp-w48_ensemble.pth

@@ -2,7 +2,7 @@
 # the heatmap model and of its soft-argmax fine-tune, as in the report. Each
 # member is built from its own config and flip-tested by its own head.
 # stock test.py needs one checkpoint: merge the two trained ones first,
-#   python tools/merge_ensemble_checkpoint.py configs/hrnetpp/toy_persons/td-ensemble-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96.py \
+#   python tools/model_converters/merge_ensemble_checkpoint.py configs/hrnetpp/toy_persons/td-ensemble-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96.py \
 #       work_dirs/ens.pth --checkpoints <heatmap run>.pth <soft-argmax run>.pth
 #   python tools/test.py configs/hrnetpp/toy_persons/td-ensemble-hm-sa_hrnetpp-w16-tiny_toy-persons-128x96.py work_dirs/ens.pth
 # (or fill in the members' `checkpoint` entries below and leave out

@@ -4,7 +4,7 @@
 # soft-argmax toy recipe's stage 1 (same data, pipeline, schedule, seed).
 # The HRNet++ counterpart td-hm_hrnetpp-w16-tiny_1xb16-20e_toy-persons-128x96.py
 # differs only in the backbone switches and the sub-pixel fusion neck.
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons
 #   python tools/train.py configs/hrnetpp/toy_persons/td-hm_hrnet-w16-tiny_1xb16-20e_toy-persons-128x96.py
 _base_ = [
     '../../soft_argmax/toy_persons/'

@@ -6,7 +6,7 @@
 # iterations; batch 8 x 32 = 256. Data pipeline, codec (RegressionLabel) and
 # metric come from mmpose's RLE config.
 #   python tools/train.py configs/poseur/coco/poseur_res50_8xb32-325e_coco-256x192.py
-# Official checkpoints: python tools/convert_poseur_checkpoint.py IN OUT
+# Official checkpoints: python tools/model_converters/convert_poseur_checkpoint.py IN OUT
 # (see mmkp_ext/converters/poseur_checkpoint.py).
 _base_ = ['mmpose::body_2d_keypoint/topdown_regression/coco/'
           'td-reg_res50_rle-8xb64-210e_coco-256x192.py']

@@ -3,7 +3,7 @@
 # 16 base channels (4 levels: 16, 32, 64, 128 channels at strides 4-32) ->
 # ChannelMapper (1x1 conv + GN, 64) -> PoseurHead with 2 decoder layers of
 # width 64 (4 heads, FFN 256), EMSDA, 3 noisy query groups, RLE losses.
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons
 #   python tools/train.py configs/poseur/toy_persons/poseur_res18-tiny_1xb16-40e_toy-persons-128x96.py
 # This config trains 40 epochs; `make demo-poseur` stops it after 30 (its
 # --epochs default) with train_cfg.max_epochs=30, which leaves the cosine

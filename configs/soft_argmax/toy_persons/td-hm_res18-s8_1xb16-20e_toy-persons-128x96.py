@@ -4,7 +4,7 @@
 # on the generated toy persons dataset. Stage 2 (soft-argmax fine-tuning) is
 # td-sa_res18-s8_1xb16-6e_toy-persons-128x96.py. Both train on a CPU in
 # minutes (`make demo` runs them in turn).
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons
 #   python tools/train.py configs/soft_argmax/toy_persons/td-hm_res18-s8_1xb16-20e_toy-persons-128x96.py
 # Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.
 _base_ = [

@@ -6,7 +6,7 @@
 # on LSP train (1000 people) + LSP-extended (10000), same optimiser as on
 # MPII at a lower rate. The paper's text we had gives no LSP schedule: the
 # epochs (100), the rate (1e-4) and the steps (60, 85) are our choices.
-# Data: tools/convert_lsp.py (see its docstring) writes
+# Data: tools/dataset_converters/convert_lsp.py (see its docstring) writes
 #   data/lsp/annotations/{lsp_train,lsp_test,lspet_train}.json
 # with file names relative to data/lsp/ (--image-prefix lsp_dataset/images/
 # or lspet_dataset/images/).

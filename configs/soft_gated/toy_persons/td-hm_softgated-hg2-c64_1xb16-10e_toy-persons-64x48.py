@@ -4,7 +4,7 @@
 # concat fusion; mmpose's CPMHead applies KeypointMSELoss to every stack's
 # heatmaps (intermediate supervision). Small enough for the CI tests and
 # `make demo-softgated` on a CPU:
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons
 #   python tools/train.py configs/soft_gated/toy_persons/td-hm_softgated-hg2-c64_1xb16-10e_toy-persons-64x48.py
 # The comparison configs of docs/benchmarks.md (about 7.5M parameters each)
 # inherit this one.

@@ -3,7 +3,7 @@
 # branch per resolution (last conv zero-initialised) and SWAHRLoss (gamma
 # 0.01, lambda 1); keypoint threshold 0.12 as in the authors' test.
 # Paper: 68.9 AP on COCO val (W32, single scale) vs 67.1 for the baseline.
-# Published weights: tools/convert_higherhrnet_checkpoint.py.
+# Published weights: tools/model_converters/convert_higherhrnet_checkpoint.py.
 _base_ = ['./higherhrnet_hrnet-w32_8xb20-300e_coco-512x512.py']
 
 model = dict(

@@ -5,7 +5,7 @@
 # swahr_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py differs only in the
 # scale branches and SWAHRLoss (same data, schedule, seed). Used by the
 # tests and by `make demo-swahr`.
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons \
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons \
 #       --image-size 128
 #   python tools/train.py configs/swahr/toy_persons/higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py
 # Runtime (seed 0, CPU DDP wrapper) and data: configs/_base_/.

@@ -2,7 +2,7 @@
 # 32x32 outputs), toy persons generated at 64 px, 36 epochs. On the shared
 # CPU this fits 3x the iterations of the 128x128 config into less time; the
 # learning comparison of docs/benchmarks.md uses it.
-#   python tools/make_toy_dataset.py --kind persons --out data/toy_persons_64 \
+#   python tools/dataset_converters/make_toy_dataset.py --kind persons --out data/toy_persons_64 \
 #       --image-size 64
 _base_ = ['./higherhrnet_hrnet-w16-tiny_1xb16-12e_toy-persons-128x128.py']
 

@@ -3,7 +3,7 @@
 # order of the official joints.mat files. mmpose 1.x ships no LSP metainfo;
 # use it as `metainfo=dict(from_file='mmkp_ext/datasets/metainfo/lsp.py')`
 # (path relative to the repository root) on the COCO-style json written by
-# tools/convert_lsp.py.
+# tools/dataset_converters/convert_lsp.py.
 #
 # "right"/"left" are the person's right/left, as in the joints.mat files
 # (the original LSPET release was annotated observer-centric in part; use

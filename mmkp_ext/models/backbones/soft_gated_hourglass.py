@@ -36,7 +36,7 @@ with its own 1x1 final layers; the stacks then exchange features only).
 
 :func:`soft_gate_values` reads the learned gates per stack / level from a
 model or a checkpoint's state dict (the paper's Figure 3; plotted by
-``tools/analysis/plot_soft_gates.py``).
+``tools/analysis_tools/plot_soft_gates.py``).
 """
 import re
 from collections import OrderedDict

@@ -35,7 +35,7 @@ names and shapes. With ``conv_type='dcn'`` every block is CenterNet's
 (:class:`~mmkp_ext.models.layers.ModulatedDeformConv2dPure`, parameters
 ``conv.weight``, ``conv.bias``, ``conv.conv_offset_mask.*``) + norm + ReLU,
 so the authors' ``multi_pose`` DLA-34 checkpoints load key for key
-(``tools/convert_centernet_checkpoint.py``).
+(``tools/model_converters/convert_centernet_checkpoint.py``).
 """
 import copy
 import math

@@ -22,7 +22,7 @@ scores)::
 Checkpoints: ``init_weights()`` loads each member's ``checkpoint`` strictly
 (python API: ``model.init_weights()``). mmpose's stock ``tools/test.py`` takes
 one checkpoint of the whole model: make it with
-``tools/merge_ensemble_checkpoint.py`` (keys ``members.<i>.<member key>``).
+``tools/model_converters/merge_ensemble_checkpoint.py`` (keys ``members.<i>.<member key>``).
 
 Flip test runs inside every member (each head fuses its own heatmaps with
 the mirror image's, with the member's own ``flip_mode`` / ``shift_heatmap``);
@@ -292,6 +292,6 @@ class EnsemblePoseEstimator(TopdownTTAMixin, BaseModel):
             raise RuntimeError(
                 'EnsemblePoseEstimator is for testing only: train each '
                 'member with its own config, then merge the checkpoints '
-                'with tools/merge_ensemble_checkpoint.py')
+                'with tools/model_converters/merge_ensemble_checkpoint.py')
         raise RuntimeError(f'Invalid mode {mode!r}; expected predict or '
                            'tensor')

@@ -37,7 +37,7 @@ DEFAULT_FIX = (
 GROUPED_HEAD_FIX = (
     'an ungrouped CenterNet checkpoint does not load into a grouped config '
     '(grouping_file): convert it first with '
-    '`python tools/init_grouped_head.py CHECKPOINT GROUPING.json OUT.pth '
+    '`python tools/model_converters/init_grouped_head.py CHECKPOINT GROUPING.json OUT.pth '
     '--config CONFIG` and load OUT.pth; otherwise ' + DEFAULT_FIX)
 
 #: Mismatches listed in the message (all are counted).

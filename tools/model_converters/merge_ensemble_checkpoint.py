@@ -1,7 +1,7 @@
 """Merge the members' checkpoints of an EnsemblePoseEstimator config into
 one checkpoint that mmpose's stock tools/test.py loads.
 
-    python tools/merge_ensemble_checkpoint.py ENSEMBLE_CONFIG OUT.pth \
+    python tools/model_converters/merge_ensemble_checkpoint.py ENSEMBLE_CONFIG OUT.pth \
         [--checkpoints HM.pth SA.pth ...]
 
 Without --checkpoints the members' ``checkpoint`` entries of the config are
@@ -13,11 +13,11 @@ with the member's name). Then:
 import argparse
 import sys
 
-from mmkp_ext.converters.ensemble_checkpoint import merge_ensemble_checkpoints
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='ensemble config file')
     parser.add_argument('out', help='output checkpoint path')
     parser.add_argument(
@@ -29,6 +29,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    from mmkp_ext.converters.ensemble_checkpoint import \
+        merge_ensemble_checkpoints
     try:
         used = merge_ensemble_checkpoints(args.config, args.out,
                                           args.checkpoints)

@@ -2,24 +2,29 @@
 for mmpose's CocoDataset (library: mmkp_ext.datasets.lsp_conversion).
 
     # LSP: standard split, first 1000 people train, last 1000 test
-    python tools/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
+    python tools/dataset_converters/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
         data/lsp/lsp_dataset/images data/lsp/annotations/lsp_train.json \
         --stop 1000 --image-prefix lsp_dataset/images/
-    python tools/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
+    python tools/dataset_converters/convert_lsp.py data/lsp/lsp_dataset/joints.mat \
         data/lsp/lsp_dataset/images data/lsp/annotations/lsp_test.json \
         --start 1000 --image-prefix lsp_dataset/images/
     # LSP-extended (training only)
-    python tools/convert_lsp.py data/lsp/lspet_dataset/joints.mat \
+    python tools/dataset_converters/convert_lsp.py data/lsp/lspet_dataset/joints.mat \
         data/lsp/lspet_dataset/images data/lsp/annotations/lspet_train.json \
         --image-prefix lspet_dataset/images/
 """
 import argparse
 
-from mmkp_ext.datasets.lsp_conversion import LSP_LAYOUTS, convert_lsp
+
+#: mmkp_ext.datasets.lsp_conversion.LSP_LAYOUTS, written out so that --help
+#: answers without importing torch (tests/test_tools/test_cli_help.py keeps
+#: them equal).
+LSP_LAYOUTS = ('lsp', 'lspet')
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mat', help='joints.mat of LSP or LSP-extended')
     parser.add_argument('image_dir', help='folder with the im*.jpg images')
     parser.add_argument('out', help='output json')
@@ -34,6 +39,7 @@ def main(argv=None):
     parser.add_argument('--image-prefix', default='',
                         help='prepended to every file_name')
     args = parser.parse_args(argv)
+    from mmkp_ext.datasets.lsp_conversion import convert_lsp
     summary = convert_lsp(args.mat, args.image_dir, args.out, args.layout,
                           args.start, args.stop, args.box_padding,
                           args.image_prefix)

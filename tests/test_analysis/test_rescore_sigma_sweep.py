@@ -1,5 +1,5 @@
 """Tests of the rescore_sigma sweep (``mmkp_ext.evaluation.
-rescore_sigma_sweep`` and ``tools/sweep_rescore_sigma.py``).
+rescore_sigma_sweep`` and ``tools/analysis_tools/sweep_rescore_sigma.py``).
 
 The toy fashion config's model (random init) runs on a generated toy
 dataset of 6 val images. A random model scores AP 0 everywhere, which
@@ -13,7 +13,6 @@ run of the normal path: ``model.test_step`` with ``model.test_cfg`` set to
 the setting, then the same metric.
 """
 import copy
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -21,7 +20,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO_ROOT, run_python
+from _helpers import REPO_ROOT, load_tool, run_python
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
@@ -30,9 +29,9 @@ from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.datasets import make_toy_dataset
-from mmkp_ext.evaluation import (best_rescore_setting, format_sweep_table,
+from mmkp_ext.analysis import (best_rescore_setting, format_sweep_table,
                                  sweep_rescore_sigma, sweep_settings)
-from mmkp_ext.evaluation.rescore_sigma_sweep import build_sweep_inputs
+from mmkp_ext.analysis.rescore_sigma_sweep import build_sweep_inputs
 from mmpose.registry import METRICS, MODELS
 
 CONFIG = osp.join(
@@ -396,7 +395,7 @@ def test_cli_end_to_end(cfg, data_root, tmp_path):
         f'val_evaluator.ann_file={data_root}annotations/val.json'
     ]
     proc = run_python([
-        'tools/sweep_rescore_sigma.py', CONFIG, ckpt, '--sigmas', '1', '4',
+        'tools/analysis_tools/sweep_rescore_sigma.py', CONFIG, ckpt, '--sigmas', '1', '4',
         '--subset', '5', '--device', 'cpu', '--out',
         str(out), '--cfg-options', *opts
     ],
@@ -447,9 +446,4 @@ def test_cli_end_to_end(cfg, data_root, tmp_path):
 
 
 def _load_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'sweep_rescore_sigma.py')
-    spec = importlib.util.spec_from_file_location('sweep_rescore_sigma_tool',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/sweep_rescore_sigma.py')

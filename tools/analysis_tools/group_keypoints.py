@@ -3,13 +3,13 @@ ungrouped checkpoint in, grouping JSON (docs/grouping_json.md) out, plus PNG
 plots (dendrograms, matrix of ambiguous decoding, ARI curves).
 
     # DeepFashion2, 62 clusters per head with restrictions, from offsets
-    python tools/group_keypoints.py OUT.json --ann-file train.json \\
+    python tools/analysis_tools/group_keypoints.py OUT.json --ann-file train.json \\
         --layout deepfashion2 --reg-clusters 62 --hm-clusters 62
     # from the weights of a trained ungrouped model (+ consensus with a 2nd)
-    python tools/group_keypoints.py OUT.json --checkpoint A.pth \\
+    python tools/analysis_tools/group_keypoints.py OUT.json --checkpoint A.pth \\
         --consensus-checkpoint B.pth --layout toy_fashion --plots DIR
     # COCO: offsets for regression, anti-offsets for heatmaps, no restriction
-    python tools/group_keypoints.py OUT.json --ann-file person_kpts.json \\
+    python tools/analysis_tools/group_keypoints.py OUT.json --ann-file person_kpts.json \\
         --layout coco --restrict none --reg-clusters 14 --hm-clusters 17
 
 Counts left out (or ``auto``) are chosen as the decodable pair with the
@@ -28,12 +28,19 @@ DIST_NAMES = {'offsets': 'offsets', 'anti_offsets': 'anti_offsets',
               'conv': 'conv_weights'}
 
 
+#: mmkp_ext.grouping.DISTANCES / LINKAGES / RESTRICT, written out so that
+#: --help answers without importing torch (importing mmkp_ext runs its
+#: __init__); tests/test_tools/test_cli_help.py keeps them equal.
+DISTANCES = ('offsets', 'anti_offsets', 'conv')
+LINKAGES = ('average', 'complete', 'single', 'weighted')
+RESTRICT = ('both', 'reg', 'hm', 'none')
+
+
 def parse_args(argv=None):
-    from mmkp_ext.grouping import DISTANCES, LINKAGES, RESTRICT
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[2:]))
+        epilog='\n'.join(__doc__.splitlines()[1:]))
     p.add_argument('out', help='grouping JSON to write')
     p.add_argument('--ann-file', help='COCO-style keypoint annotations '
                    '(offset distances)')
@@ -207,7 +214,7 @@ def main(argv=None):
                for h, c in consensus.items()})
     meta.update(result['meta'])
     meta['layout'] = args.layout
-    meta['command'] = 'python tools/group_keypoints.py ' + ' '.join(
+    meta['command'] = 'python tools/analysis_tools/group_keypoints.py ' + ' '.join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     names = {DIST_NAMES[reg_d], DIST_NAMES[hm_d]}
     method = names.pop() if len(names) == 1 else \

@@ -7,7 +7,7 @@ is mapped or the tool stops listing the unmapped ones; with --config the
 result is checked against the model the config builds (names and shapes) and
 loaded strictly before it is written:
 
-    python tools/convert_higherhrnet_checkpoint.py SRC.pth OUT.pth \\
+    python tools/model_converters/convert_higherhrnet_checkpoint.py SRC.pth OUT.pth \\
         --config configs/swahr/coco/<config>.py
     python tools/test.py <config> OUT.pth
 

@@ -7,7 +7,7 @@ CenterNetPoseHead branches); unmapped keys are named and nothing is written.
 The result is loaded strictly into --config's model before it is saved.
 
 Examples:
-    python tools/convert_centernet_checkpoint.py multi_pose_dla_3x.pth \\
+    python tools/model_converters/convert_centernet_checkpoint.py multi_pose_dla_3x.pth \\
         work_dirs/multi_pose_dla_3x_mmkp.pth
     python tools/test.py \\
         configs/centernet_grouping/coco/cn-pose_dla34-dcn_authors-3x_coco-512x512.py \\

@@ -1,13 +1,13 @@
 """Sweep ``rescore_sigma`` (and ``nearest`` decoding) of a grouped CenterNet
 checkpoint on its config's validation set, one forward pass per image.
 
-    python tools/sweep_rescore_sigma.py CONFIG CKPT [--sigmas 1 2 3 4 6 8]
+    python tools/analysis_tools/sweep_rescore_sigma.py CONFIG CKPT [--sigmas 1 2 3 4 6 8]
         [--no-nearest] [--subset N] [--device cpu] [--out table.json]
         [--cfg-options KEY=VALUE ...]
 
 Prints a markdown table (AP, AP50, AP75, AR and per-category AP per
 setting) and the best sigma; ``--out`` also writes the results as JSON.
-The algorithm is :func:`mmkp_ext.evaluation.sweep_rescore_sigma`.
+The algorithm is :func:`mmkp_ext.analysis.sweep_rescore_sigma`.
 """
 import argparse
 import json
@@ -15,15 +15,13 @@ import os
 import os.path as osp
 import sys
 
-import torch
-from mmengine.config import Config, DictAction
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction  # no torch: --help stays fast
     parser = argparse.ArgumentParser(
-        description='Evaluate several rescore_sigma values (and nearest '
-        'decoding) of a CenterNetPoseHead checkpoint with one forward pass '
-        'per image.')
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='mmengine config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
@@ -43,7 +41,7 @@ def parse_args(argv=None):
                         help='evaluate only the first N validation images')
     parser.add_argument(
         '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
+        default=None,
         help='device of the model (default: cuda if available, else cpu)')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
@@ -56,11 +54,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Imported after parsing so that --help does not load mmpose.
+    # Imported after parsing so that --help does not load torch / mmpose.
+    import torch
+    from mmengine.config import Config
+
     import mmkp_ext  # noqa: F401
-    from mmkp_ext.evaluation import (best_rescore_setting, build_sweep_inputs,
-                                     format_sweep_table, sweep_rescore_sigma,
-                                     sweep_settings)
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    from mmkp_ext.analysis import (best_rescore_setting, build_sweep_inputs,
+                                   format_sweep_table, sweep_rescore_sigma,
+                                   sweep_settings)
 
     try:
         sweep_settings(args.sigmas, not args.no_nearest)

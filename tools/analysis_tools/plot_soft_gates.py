@@ -3,7 +3,7 @@ checkpoint, one panel per stack with one histogram per hourglass level (the
 paper's Figure 3: most alphas end near 0). The gate extraction is
 mmkp_ext.models.backbones.soft_gate_values; this script only plots.
 
-    python tools/analysis/plot_soft_gates.py work_dirs/<run>/epoch_N.pth \
+    python tools/analysis_tools/plot_soft_gates.py work_dirs/<run>/epoch_N.pth \
         --out soft_gates.png
 """
 import argparse
@@ -13,7 +13,8 @@ import numpy as np
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', help='mmengine checkpoint (.pth)')
     parser.add_argument('--out', default='soft_gates.png', help='PNG path')
     parser.add_argument('--prefix', default='backbone.',

@@ -1,6 +1,6 @@
 """Convert an official Poseur checkpoint (aim-uofa/Poseur) for mmkp_ext.
 
-    python tools/convert_poseur_checkpoint.py official.pth converted.pth \
+    python tools/model_converters/convert_poseur_checkpoint.py official.pth converted.pth \
         --config configs/poseur/coco/poseur_res50_8xb32-325e_coco-256x192.py
 
 The config must describe the same model (backbone, decoder layers, width):
@@ -12,14 +12,13 @@ missing or left over, same shapes) before anything is written. Then:
 import argparse
 import sys
 
-from mmkp_ext.converters.poseur_checkpoint import (PoseurCheckpointError,
-                                                   convert_poseur_checkpoint)
 
 DEFAULT_CONFIG = 'configs/poseur/coco/poseur_res50_8xb32-325e_coco-256x192.py'
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='official Poseur checkpoint')
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument(
@@ -33,6 +32,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    from mmkp_ext.converters.poseur_checkpoint import (
+        PoseurCheckpointError, convert_poseur_checkpoint)
     try:
         converted = convert_poseur_checkpoint(
             args.src, args.dst, None if args.no_check else args.config)

@@ -4,7 +4,7 @@ keypoint branches' last-layer rows of a group = mean of its members' rows
 tensor is copied. The result loads into the grouped model with strict=True;
 train from it with ``load_from``:
 
-    python tools/init_grouped_head.py UNGROUPED.pth GROUPING.json OUT.pth \
+    python tools/model_converters/init_grouped_head.py UNGROUPED.pth GROUPING.json OUT.pth \
         --config GROUPED_CONFIG
     python tools/train.py GROUPED_CONFIG --cfg-options load_from=OUT.pth
 

@@ -5,20 +5,17 @@ element) and for what is not counted (listed in the output).
 
 Example::
 
-    python tools/analysis/get_complexity.py CONFIG  # the config's input size
-    python tools/analysis/get_complexity.py CONFIG --input-shape 256 192
+    python tools/analysis_tools/get_complexity.py CONFIG  # the config's input size
+    python tools/analysis_tools/get_complexity.py CONFIG --input-shape 256 192
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from mmkp_ext.analysis import complexity_from_config
-
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction  # no torch: --help stays fast
     parser = argparse.ArgumentParser(
-        description='Params and GFLOPs of a config at its input size, '
-        'grid_sample included.')
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
     parser.add_argument(
         '--input-shape',
@@ -37,6 +34,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmkp_ext.analysis import complexity_from_config
     result = complexity_from_config(args.config, args.input_shape,
                                     args.cfg_options)
     print(result.summary())
