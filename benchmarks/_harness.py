@@ -24,12 +24,16 @@ Peak memory (two different measures; say which one a table shows)
     the running sum's maximum). Counts tensor storage only: not Python
     objects, not memory that libraries (oneDNN / MKL scratch, OpenMP) take
     outside torch's allocator, not freed pages the process keeps.
-    :func:`peak_rss_in_subprocess`: the process's resident-set high-water
-    mark (``resource.getrusage(...).ru_maxrss``) growth during a step run in
-    a fresh spawned process, above the level after the step was prepared.
-    Counts everything the process touched (tensors, Python objects, library
-    scratch, allocator caches), but only as a high-water mark: a fresh
-    process is needed so that earlier work does not hide it.
+    :func:`peak_rss_mib`: how far the process's resident set rose during
+    one call above its size at the start (Linux: the high-water mark
+    ``VmHWM`` is reset through ``/proc/self/clear_refs`` first; elsewhere
+    the growth of ``ru_maxrss``). Counts everything the process touched
+    (tensors, Python objects, library scratch), but memory freed earlier
+    and kept by an allocator is reused without counting, so
+    :func:`peak_rss_in_subprocess` runs the step in a fresh spawned process
+    (after a ``prepare`` step that builds what is not to count).
+    ``ru_maxrss`` alone is not used on Linux: a child inherits the high-water
+    mark of the process that started it.
 
     (``tracemalloc`` would count only Python's own allocations, not the
     memory of torch tensors, so it is not used.)
@@ -252,7 +256,11 @@ def peak_tensor_mib(fn: Callable[[], Any], device='cpu') -> float:
     (allocations positive, frees negative, in time order); their running
     sum's maximum. Each allocation is counted once (the profiler's
     per-operator ``cpu_memory_usage`` includes nested operators', so summing
-    it would count an allocation once per enclosing operator).
+    it would count an allocation once per enclosing operator). The
+    profiler does not see frees of memory allocated before the call (torch
+    warns "Memory block of unknown size..."): memory a call frees and
+    allocates again, such as gradients set to None and recomputed, counts
+    in full, as on a first step.
     """
     import torch
     device = torch.device(device)
@@ -289,12 +297,60 @@ def _memory_records(prof):
                 for e in prof.events() if e.self_cpu_memory_usage]
 
 
+def _proc_status_mib(key):
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status``, MiB
+    (``None`` where there is no such file)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_rss_peak():
+    """Reset this process's RSS high-water mark (``VmHWM``) to its current
+    RSS (Linux >= 4.0: write ``5`` to ``/proc/self/clear_refs``); False where
+    that is not possible."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
 def rss_high_water_mib() -> float:
-    """This process's resident-set high-water mark so far, MiB
-    (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    """``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in MiB (KiB on Linux,
+    bytes on macOS). On Linux it is the larger of this process's own
+    high-water mark and the one it inherited at ``exec`` from the process
+    that started it, so a child of a large process starts high."""
     import resource
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == 'darwin' else rss / 1024.0
+
+
+def peak_rss_mib(fn: Callable[[], Any]):
+    """Run ``fn()`` in this process; return ``(its result, peak MiB)``: how
+    far the resident set rose above its size at the start of the call.
+
+    Linux: the high-water mark is reset before the call (``clear_refs``)
+    and ``VmHWM - VmRSS(start)`` is read. Elsewhere (or where ``/proc`` is
+    not writable): the growth of ``ru_maxrss``, which misses what stays
+    below an earlier peak. Either way memory that the process freed earlier
+    but kept (allocator caches) is reused without counting: use
+    :func:`peak_rss_in_subprocess` for a figure that earlier work does not
+    change.
+    """
+    base = _proc_status_mib('VmRSS')
+    if base is not None and _reset_rss_peak():
+        out = fn()
+        return out, _proc_status_mib('VmHWM') - base
+    base = rss_high_water_mib()
+    out = fn()
+    return out, rss_high_water_mib() - base
 
 
 def _rss_child(conn, prepare, args, kwargs, quiet):
@@ -304,10 +360,8 @@ def _rss_child(conn, prepare, args, kwargs, quiet):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-        step = prepare(*args, **kwargs)
-        base = rss_high_water_mib()
-        out = step()
-        conn.send(('ok', out, rss_high_water_mib() - base))
+        out, peak = peak_rss_mib(prepare(*args, **kwargs))
+        conn.send(('ok', out, peak))
     except BaseException as e:  # report, do not hang the parent
         import traceback
         conn.send(('error', f'{type(e).__name__}: {e}\n'
@@ -321,9 +375,10 @@ def peak_rss_in_subprocess(prepare: Callable[..., Callable[[], Any]],
                            quiet: bool = True,
                            **kwargs):
     """Run ``step = prepare(*args, **kwargs); step()`` in a fresh spawned
-    process and return ``(step's result, peak MiB)``: how far the process's
-    RSS high-water mark rose during ``step()`` above its level after
-    ``prepare`` (which builds models and inputs that are not to count).
+    process and return ``(step's result, peak MiB)``: how far the child's
+    resident set rose during ``step()`` above its size after ``prepare``
+    (which builds models and inputs that are not to count), as
+    :func:`peak_rss_mib` measures it.
 
     ``prepare`` must be importable by the child (a module-level function;
     in a script run as ``__main__`` that needs the usual
@@ -347,9 +402,9 @@ def peak_rss_in_subprocess(prepare: Callable[..., Callable[[], Any]],
         status, out, peak = 'error', 'the child exited without a result', None
     proc.join()
     if status != 'ok':
-        raise RuntimeError(f'peak_rss_in_subprocess({prepare.__name__}) '
-                           f'failed in the child (exit code '
-                           f'{proc.exitcode}): {out}')
+        name = getattr(prepare, '__name__', repr(prepare))
+        raise RuntimeError(f'peak_rss_in_subprocess({name}) failed in the '
+                           f'child (exit code {proc.exitcode}): {out}')
     return out, peak
 
 
