@@ -50,10 +50,10 @@ def test_time_callable_median_skips_warmup_and_keeps_output():
         return len(calls)
 
     # 2 warm-up calls (99 s each, must not count) then 5 timed calls
-    clock = clock_for([99.0, 99.0, 3.0, 1.0, 5.0, 2.0, 4.0])
+    clock = clock_for([99.0, 99.0, 3.0, 1.0, 9.0, 2.0, 4.0])
     t = H.time_callable(fn, repeats=5, warmup=2, clock=clock)
     assert calls == list(range(7))
-    assert t.times == [3.0, 1.0, 5.0, 2.0, 4.0]
+    assert t.times == [3.0, 1.0, 9.0, 2.0, 4.0]
     assert t.median == 3.0
     assert t.min == 1.0
     assert t.median_ms == 3000.0
