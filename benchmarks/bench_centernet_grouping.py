@@ -4,10 +4,10 @@ Part 1 (the paper's Table: training and inference cost of grouping): DLA-34
 + DLA-up neck + ``CenterNetPoseHead`` at 256x256 with the DeepFashion2
 layout (13 classes, 294 keypoints), ungrouped (294 regression + 294 heatmap
 groups: 901 output channels) vs a 62/62 grouping (205 channels). Each
-configuration runs in its own subprocess so that peak memory (ru_maxrss
-above the level after building the model and its inputs) is not shared:
-training step (forward, all six losses, backward, Adam step) and inference
-(forward + rescored decoding, no grad).
+configuration runs in its own subprocess so that peak memory (how far the
+resident set rises above its size after building the model and its inputs)
+is not shared: training step (forward, all six losses, backward, Adam step)
+and inference (forward + rescored decoding, no grad).
 
 Part 2 (encoding / decoding must not dominate): ``GroupedCenterNetLabel``
 encode time per image (294-keypoint layout, 8 objects, 512x512 input) and
@@ -19,7 +19,8 @@ The 62/62 grouping here is ``k % 62`` (contiguous category ranges of at most
 the channel count of the paper's manual grouping, which is not public.
 
 Times are medians of ``--repeats`` (alias ``--steps``) steps after
-``--warmup`` untimed ones; peak memory is measured with
+``--warmup`` untimed ones (warm-up steps count towards the peak memory, as
+a first step does); peak memory is measured with
 ``_harness.peak_rss_in_subprocess`` (one fresh process per configuration).
 
     python benchmarks/bench_centernet_grouping.py [--batch 8] [--steps 3]
@@ -30,8 +31,9 @@ from _harness import (peak_rss_in_subprocess, print_table, script_parser,
 
 
 def build_model(groups, size):
-    """DLA-34 + DLAUpNeck + CenterNetPoseHead for the DF2 layout with ``groups``
-    regression and heatmap groups (``None``: ungrouped); eval mode."""
+    """DLA-34 + DLAUpNeck + CenterNetPoseHead for the DF2 layout with
+    ``groups`` regression and heatmap groups (``None``: ungrouped); eval
+    mode."""
     import mmkp_ext  # noqa: F401
     from mmengine.config import Config
 

@@ -128,8 +128,8 @@ def run(args):
         gflops = flops(model, args.size) / 1e9
         x1 = torch.randn(1, 3, *args.size)
         xb = torch.randn(args.big_batch, 3, *args.size)
-        t1 = ms(lambda: run_once(model, x1), args.repeats)
-        tb = ms(lambda: run_once(model, xb), max(1, args.repeats - 1))
+        t1 = ms(lambda m=model: run_once(m, x1), args.repeats)
+        tb = ms(lambda m=model: run_once(m, xb), max(1, args.repeats - 1))
         stacks = len(run_once(model, x1))
         rows.append((name, stacks, params, gflops, t1, tb))
         print(f'done: {name}: {params} params, {gflops:.3f} GFLOPs, '

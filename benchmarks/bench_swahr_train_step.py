@@ -68,7 +68,8 @@ def build_model(arch, num_keypoints, swahr):
         num_keypoints=num_keypoints,
         deconv_channels=c)
     if swahr:
-        head.update(with_scale_branch=True, heatmap_loss=dict(type='SWAHRLoss'))
+        head.update(with_scale_branch=True,
+                    heatmap_loss=dict(type='SWAHRLoss'))
     model = dict(
         type='BottomupPoseEstimator',
         backbone=dict(type='HRNet', in_channels=3, extra=extra),
