@@ -18,30 +18,27 @@ N random people of 40-200 px (heatmaps from the codec's targets, tags from
 the owners of the keypoint cells), 30 % of their keypoints unlabelled so
 that the refinement of missing keypoints runs as it does on real images.
 
+Each figure is the median of ``--repeats`` calls (no warm-up call unless
+``--warmup`` asks for it); ``--threads`` torch threads (default 1).
+
     python benchmarks/bench_bottomup_decode.py [--people 2 10 30] [--repeats 3]
 """
-import argparse
-import json
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _harness import (config_path, script_parser, time_callable,
+                      torch_threads, write_json)
 
 CONFIG = 'configs/swahr/coco/higherhrnet_hrnet-w32_8xb20-300e_coco-512x512.py'
 
 
 def build(config):
+    """The config's model (random weights, eval mode) and its codec."""
     import mmkp_ext  # noqa: F401
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    from mmpose.registry import KEYPOINT_CODECS, MODELS
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope('mmpose'):
-        model = MODELS.build(cfg.model).eval()
-        codec = KEYPOINT_CODECS.build(cfg.model.head.decoder)
-    return model, codec
+    from mmkp_ext.analysis import build_model_from_config
+    from mmpose.registry import KEYPOINT_CODECS
+    model, cfg = build_model_from_config(config_path(config))
+    return model, KEYPOINT_CODECS.build(cfg.model.head.decoder)
 
 
 def synthetic_outputs(codec, num_people, rng):
@@ -79,37 +76,35 @@ def fuse(heatmaps, tags, size):
     return fused, tags
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeats=3, warmup=0, threads=1)
     parser.add_argument('--config', default=CONFIG)
     parser.add_argument('--people', type=int, nargs='+', default=[2, 10, 30])
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--json', help='write the results here')
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    with torch_threads(args.threads):
+        rows = run(args)
+    write_json(args.json, rows)
+
+
+def run(args):
     rng = np.random.default_rng(0)
+
+    def timed(fn):
+        t = time_callable(fn, args.repeats, args.warmup)
+        return t.median, t.output
+
     model, codec = build(args.config)
     w, h = codec.input_size
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
-        t_fwd, _ = timed(lambda: model.head.forward(model.backbone(x)),
-                         args.repeats)
+        t_fwd, _ = timed(lambda: model.head.forward(model.backbone(x)))
     rows = []
     for n in args.people:
         heatmaps, tags = synthetic_outputs(codec, n, rng)
         t_fuse, (fused, fused_tags) = timed(
-            lambda: fuse(heatmaps, tags, (h, w)), args.repeats)
+            lambda: fuse(heatmaps, tags, (h, w)))
         t_dec, (kpts, _, _) = timed(
-            lambda: codec.batch_decode(fused, fused_tags), args.repeats)
+            lambda: codec.batch_decode(fused, fused_tags))
         rows.append(
             dict(
                 people=n,
@@ -122,9 +117,7 @@ def main():
               f'{t_fwd * 1e3:8.1f} ms  fuse {t_fuse * 1e3:7.1f} ms  decode '
               f'{t_dec * 1e3:8.1f} ms  decode/forward {t_dec / t_fwd:.3f}',
               flush=True)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
+    return rows
 
 
 if __name__ == '__main__':

@@ -4,10 +4,10 @@ Part 1 (the paper's Table: training and inference cost of grouping): DLA-34
 + DLA-up neck + ``CenterNetPoseHead`` at 256x256 with the DeepFashion2
 layout (13 classes, 294 keypoints), ungrouped (294 regression + 294 heatmap
 groups: 901 output channels) vs a 62/62 grouping (205 channels). Each
-configuration runs in its own subprocess so that peak memory (ru_maxrss
-above the level after building the model and its inputs) is not shared:
-training step (forward, all six losses, backward, Adam step) and inference
-(forward + rescored decoding, no grad).
+configuration runs in its own subprocess so that peak memory (how far the
+resident set rises above its size after building the model and its inputs)
+is not shared: training step (forward, all six losses, backward, Adam step)
+and inference (forward + rescored decoding, no grad).
 
 Part 2 (encoding / decoding must not dominate): ``GroupedCenterNetLabel``
 encode time per image (294-keypoint layout, 8 objects, 512x512 input) and
@@ -18,29 +18,26 @@ The 62/62 grouping here is ``k % 62`` (contiguous category ranges of at most
 39 keypoints never put two keypoints of one category in one group); it has
 the channel count of the paper's manual grouping, which is not public.
 
+Times are medians of ``--repeats`` (alias ``--steps``) steps after
+``--warmup`` untimed ones (warm-up steps count towards the peak memory, as
+a first step does); peak memory is measured with
+``_harness.peak_rss_in_subprocess`` (one fresh process per configuration).
+
     python benchmarks/bench_centernet_grouping.py [--batch 8] [--steps 3]
 """
-import argparse
-import json
-import os
-import resource
-import subprocess
-import sys
-import time
-
 import numpy as np
-
-
-def _maxrss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from _harness import (peak_rss_in_subprocess, print_table, script_parser,
+                      time_callable, torch_threads, write_json)
 
 
 def build_model(groups, size):
-    """DLA-34 + DLAUpNeck + CenterNetPoseHead for the DF2 layout with ``groups``
-    regression and heatmap groups (``None``: ungrouped)."""
+    """DLA-34 + DLAUpNeck + CenterNetPoseHead for the DF2 layout with
+    ``groups`` regression and heatmap groups (``None``: ungrouped); eval
+    mode."""
     import mmkp_ext  # noqa: F401
-    from mmengine.registry import DefaultScope
-    from mmpose.registry import MODELS
+    from mmengine.config import Config
+
+    from mmkp_ext.analysis import build_model_from_config
     K = 294
     group = None if groups is None else [k % groups for k in range(K)]
     codec = dict(type='GroupedCenterNetLabel', input_size=(size, size),
@@ -56,8 +53,7 @@ def build_model(groups, size):
                          head_conv=256, reg_group=group, hm_group=group,
                          decoder=codec),
                test_cfg=dict(flip_test=False))
-    with DefaultScope.overwrite_default_scope('mmpose'):
-        return MODELS.build(cfg)
+    return build_model_from_config(Config(dict(model=cfg)))[0]
 
 
 def fake_batch(model, batch, size, rng):
@@ -100,9 +96,13 @@ def random_objects(rng, n, size):
                 bbox=bbox.astype(np.float32), category_id=cat)
 
 
-def run_one(mode, groups, batch, steps, size):
-    """One configuration in this process; prints a json line."""
+def prepare_one(mode, groups, batch, steps, warmup, size, threads):
+    """Part 1, one configuration (run in a fresh process): builds the model,
+    its inputs (and the optimiser) and returns the step to measure, which
+    times ``steps`` training steps or inferences and returns a row."""
     import torch
+    if threads is not None:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = build_model(groups, size)
@@ -112,10 +112,8 @@ def run_one(mode, groups, batch, steps, size):
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     else:
         model.eval()
-    base = _maxrss_mib()
-    times = []
-    for i in range(steps + 1):
-        t0 = time.perf_counter()
+
+    def one():
         if mode == 'train':
             losses = model(inputs, samples, mode='loss')
             loss = sum(v for v in losses.values())
@@ -126,17 +124,21 @@ def run_one(mode, groups, batch, steps, size):
             with torch.no_grad():
                 feats = model.extract_feat(inputs)
                 model.head.predict(feats, samples, dict(flip_test=False))
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - t0)
-    print(json.dumps(dict(mode=mode, groups=groups,
-                          channels=model.head.num_output_channels,
-                          time=float(np.median(times)) / batch,
-                          peak_mib=_maxrss_mib() - base)))
+
+    def run():
+        t = time_callable(one, steps, warmup)
+        return dict(mode=mode, groups=groups,
+                    channels=model.head.num_output_channels,
+                    time=t.median / batch)
+
+    return run
 
 
-def codec_costs(batch, reps):
-    """Part 2, in this process."""
+def codec_costs(batch, repeats, warmup):
+    """Part 2, in this process: median seconds per image of encoding,
+    forward and batched decoding (per decode mode)."""
     import torch
+
     import mmkp_ext  # noqa: F401
     from mmpose.registry import KEYPOINT_CODECS
     size = 512
@@ -145,84 +147,70 @@ def codec_costs(batch, reps):
         dict(type='GroupedCenterNetLabel', input_size=(size, size),
              heatmap_size=(128, 128), num_keypoints=294,
              category_keypoints='deepfashion2', topk=100))
-    objs = [random_objects(rng, 8, size) for _ in range(reps)]
-    codec.encode(**objs[0])
-    t0 = time.perf_counter()
-    for o in objs:
-        codec.encode(**o)
-    encode = (time.perf_counter() - t0) / reps
+    objs = iter([random_objects(rng, 8, size)
+                 for _ in range(warmup + repeats)])
+    encode = time_callable(lambda o: codec.encode(**o), repeats, warmup,
+                           setup=lambda: next(objs)).median
 
     model = build_model(None, size).eval()
     x = torch.randn(batch, 3, size, size)
     with torch.no_grad():
-        feats = model.extract_feat(x)
-        outs = model.head.forward(feats)
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            model.head.forward(model.extract_feat(x))
-        forward = (time.perf_counter() - t0) / reps / batch
-        decode = {}
-        for mode in ('rescore', 'nearest'):
-            codec.batch_decode(**outs, decode_mode=mode)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                codec.batch_decode(**outs, decode_mode=mode)
-            decode[mode] = (time.perf_counter() - t0) / reps / batch
+        t = time_callable(lambda: model.head.forward(model.extract_feat(x)),
+                          repeats, warmup)
+        forward, outs = t.median / batch, t.output
+        decode = {
+            mode: time_callable(
+                lambda: codec.batch_decode(**outs, decode_mode=mode),
+                repeats, warmup).median / batch
+            for mode in ('rescore', 'nearest')
+        }
     return encode, decode, forward
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeats=3, warmup=1, threads=2,
+                           repeats_aliases=('--steps', ))
     parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('--size', type=int, default=256)
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--one', nargs=2, metavar=('MODE', 'GROUPS'),
-                        help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import torch
-    torch.set_num_threads(args.threads)
-    if args.one:
-        groups = None if args.one[1] == 'none' else int(args.one[1])
-        run_one(args.one[0], groups, args.batch, args.steps, args.size)
-        return
 
     rows = {}
     for mode in ('train', 'infer'):
-        for groups in ('none', '62'):
-            out = subprocess.run(
-                [sys.executable, __file__, '--one', mode, groups, '--batch',
-                 str(args.batch), '--steps', str(args.steps), '--size',
-                 str(args.size), '--threads', str(args.threads)],
-                capture_output=True, text=True, check=True,
-                env=dict(os.environ, PYTHONWARNINGS='ignore'))
-            rows[mode, groups] = json.loads(out.stdout.strip().splitlines()[-1])
+        for groups in (None, 62):
+            row, peak = peak_rss_in_subprocess(
+                prepare_one, mode, groups, args.batch, args.repeats,
+                args.warmup, args.size, args.threads)
+            rows[mode, 'none' if groups is None else str(groups)] = dict(
+                row, peak_mib=peak)
     print(f'## Part 1: DLA-34, {args.size}x{args.size}, batch {args.batch}, '
-          f'{args.threads} threads, median of {args.steps} steps\n')
-    print('| | ungrouped (294/294) | grouped (62/62) | ratio |')
-    print('|---|---|---|---|')
-    print(f'| output channels | {rows["train", "none"]["channels"]} | '
-          f'{rows["train", "62"]["channels"]} | |')
+          f'{args.threads} threads, median of {args.repeats} steps\n')
+    table = [['output channels', rows['train', 'none']['channels'],
+              rows['train', '62']['channels'], '']]
     for mode, name in (('train', 'training step'), ('infer', 'inference')):
         a, b = rows[mode, 'none'], rows[mode, '62']
-        print(f'| {name} time / image | {a["time"] * 1e3:.0f} ms | '
-              f'{b["time"] * 1e3:.0f} ms | '
-              f'{(b["time"] / a["time"] - 1) * 100:+.0f}% |')
-        print(f'| {name} peak memory | {a["peak_mib"]:.0f} MiB | '
-              f'{b["peak_mib"]:.0f} MiB | '
-              f'{(b["peak_mib"] / a["peak_mib"] - 1) * 100:+.0f}% |')
+        table.append([f'{name} time / image', f'{a["time"] * 1e3:.0f} ms',
+                      f'{b["time"] * 1e3:.0f} ms',
+                      f'{(b["time"] / a["time"] - 1) * 100:+.0f}%'])
+        table.append([f'{name} peak memory', f'{a["peak_mib"]:.0f} MiB',
+                      f'{b["peak_mib"]:.0f} MiB',
+                      f'{(b["peak_mib"] / a["peak_mib"] - 1) * 100:+.0f}%'])
+    print_table(['', 'ungrouped (294/294)', 'grouped (62/62)', 'ratio'],
+                table)
 
-    encode, decode, forward = codec_costs(batch=2, reps=3)
+    with torch_threads(args.threads):
+        encode, decode, forward = codec_costs(2, args.repeats, args.warmup)
     print('\n## Part 2: 294 keypoints, 512x512 input (128x128 output), '
           '8 objects per image, 100 candidates\n')
-    print('| step | time / image | share of forward |')
-    print('|---|---|---|')
-    print(f'| model forward (DLA-34, ungrouped) | {forward * 1e3:.0f} ms | |')
-    print(f'| encode (GroupedCenterNetLabel) | {encode * 1e3:.1f} ms | '
-          f'{encode / forward * 100:.1f}% |')
+    table = [['model forward (DLA-34, ungrouped)', f'{forward * 1e3:.0f} ms',
+              ''],
+             ['encode (GroupedCenterNetLabel)', f'{encode * 1e3:.1f} ms',
+              f'{encode / forward * 100:.1f}%']]
     for mode, t in decode.items():
-        print(f'| batched decode, {mode} | {t * 1e3:.1f} ms | '
-              f'{t / forward * 100:.1f}% |')
+        table.append([f'batched decode, {mode}', f'{t * 1e3:.1f} ms',
+                      f'{t / forward * 100:.1f}%'])
+    print_table(['step', 'time / image', 'share of forward'], table)
+    write_json(args.json, dict(part1=rows, part2=dict(
+        encode_s=encode, forward_s=forward, decode_s=decode)))
 
 
 if __name__ == '__main__':

@@ -15,27 +15,22 @@ HRNet-W48 384x288 model vs HRNet++-W48 384x288, with mmengine's complexity
 counter (``mmengine.analysis.get_model_complexity_info``; it counts one
 multiply-add as one FLOP, the convention of mmpose's model zoo).
 
+Timings: ``--warmup`` untimed rounds, then ``--repeats`` (alias
+``--rounds``) rounds, ``--threads`` torch threads (default: torch's own).
+
     python benchmarks/bench_hrnetpp.py [--batches 1 32] [--rounds 5]
         [--skip-w48] [--json out.json]
 """
-import argparse
-import json
 import os.path as osp
-import statistics
-import time
 
 import torch
+from _harness import (config_path, interleaved, print_table, script_parser,
+                      torch_threads, write_json)
 
 import mmkp_ext  # noqa: F401
-import mmpose
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmpose.registry import MODELS
+from mmkp_ext.analysis import build_model_from_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-COCO = osp.join(ROOT, 'configs', 'hrnetpp', 'coco')
-# mmpose's configs ship inside the wheel (what 'mmpose::' resolves to).
-MMPOSE_CONFIGS = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs')
+COCO = 'configs/hrnetpp/coco'
 VARIANTS = [
     ('HRNet-W32 (all off)', 'td-hm_hrnetpp-w32_all-off'),
     ('+ SE (r=8)', 'td-hm_hrnetpp-w32_se-only'),
@@ -45,9 +40,8 @@ VARIANTS = [
     ('HRNet++-W32 (all four)', 'td-hm_hrnetpp-w32'),
 ]
 W48 = [
-    ('HRNet-W48', osp.join(MMPOSE_CONFIGS, 'body_2d_keypoint',
-                           'topdown_heatmap', 'coco',
-                           'td-hm_hrnet-w48_8xb32-210e_coco-384x288.py')),
+    ('HRNet-W48', 'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
+     'td-hm_hrnet-w48_8xb32-210e_coco-384x288.py'),
     ('HRNet++-W48', osp.join(COCO,
                              'td-hm_hrnetpp-w48_8xb32-150e_coco-384x288.py')),
 ]
@@ -65,11 +59,8 @@ class TensorMode(torch.nn.Module):
 
 
 def build(cfg_path):
-    cfg = Config.fromfile(cfg_path)
-    init_default_scope('mmpose')
-    model = MODELS.build(cfg.model)  # no init_weights: nothing downloaded
-    model.eval()
-    return model
+    """The config's model, random weights (nothing downloaded), eval mode."""
+    return build_model_from_config(config_path(cfg_path))[0]
 
 
 def params_m(model):
@@ -84,7 +75,7 @@ def gflops(model, shape):
     return info['flops'] / 1e9
 
 
-def latency_table(batches, rounds):
+def latency_table(batches, repeats, warmup):
     models = []
     for label, stem in VARIANTS:
         # the ablations carry their tag before the schedule: '<tag>-8xb64'
@@ -97,35 +88,28 @@ def latency_table(batches, rounds):
     }
     for batch in batches:
         x = torch.randn(batch, 3, 256, 192)
-        times = {label: [] for label, _ in models}
         with torch.no_grad():
-            for label, m in models:  # warm-up
-                m(x, None, mode='tensor')
-            for _ in range(rounds):
-                for label, m in models:
-                    t0 = time.perf_counter()
-                    m(x, None, mode='tensor')
-                    times[label].append(time.perf_counter() - t0)
-        for label, _ in models:
-            rows[label][f'ms_b{batch}'] = statistics.median(
-                times[label]) * 1e3
+            res = interleaved(
+                {label: (lambda m=m: m(x, None, mode='tensor'))
+                 for label, m in models}, repeats, warmup)
+        for label, ms in res.medians_ms.items():
+            rows[label][f'ms_b{batch}'] = ms
     return rows
 
 
 def print_latency(rows, batches):
     base = rows[VARIANTS[0][0]]
-    head = ('| model | params (M) | GFLOPs | ' + ' | '.join(
-        f'b{b} ms | b{b} ratio' for b in batches) + ' |')
-    print(head)
-    print('|' + '---|' * (3 + 2 * len(batches)))
+    table = []
     for label, _ in VARIANTS:
         r = rows[label]
-        cells = [
-            f'{r[f"ms_b{b}"]:.1f} | {r[f"ms_b{b}"] / base[f"ms_b{b}"]:.2f}'
-            for b in batches
-        ]
-        print(f'| {label} | {r["params_m"]:.2f} | {r["gflops"]:.2f} | ' +
-              ' | '.join(cells) + ' |')
+        cells = [label, f'{r["params_m"]:.2f}', f'{r["gflops"]:.2f}']
+        for b in batches:
+            cells += [f'{r[f"ms_b{b}"]:.1f}',
+                      f'{r[f"ms_b{b}"] / base[f"ms_b{b}"]:.2f}']
+        table.append(cells)
+    print_table(['model', 'params (M)', 'GFLOPs'] +
+                [f'b{b} {c}' for b in batches for c in ('ms', 'ratio')],
+                table)
 
 
 def w48_table():
@@ -135,10 +119,9 @@ def w48_table():
         rows[label] = dict(params_m=params_m(m),
                            gflops=gflops(m, (3, 384, 288)))
         del m
-    print('| model (384x288) | params (M) | GFLOPs |')
-    print('|---|---|---|')
-    for label, r in rows.items():
-        print(f'| {label} | {r["params_m"]:.2f} | {r["gflops"]:.2f} |')
+    print_table(['model (384x288)', 'params (M)', 'GFLOPs'],
+                [[label, f'{r["params_m"]:.2f}', f'{r["gflops"]:.2f}']
+                 for label, r in rows.items()])
     a, b = rows['HRNet-W48'], rows['HRNet++-W48']
     print(f'ratio HRNet++/HRNet: params {b["params_m"] / a["params_m"]:.3f}, '
           f'GFLOPs {b["gflops"] / a["gflops"]:.3f}')
@@ -146,22 +129,21 @@ def w48_table():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeats=5, warmup=1,
+                           repeats_aliases=('--rounds', ))
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--skip-w48', action='store_true')
-    parser.add_argument('--json', help='also write the numbers here')
     args = parser.parse_args()
-    print(f'torch {torch.__version__}, threads {torch.get_num_threads()}')
-    out = {}
-    if not args.skip_w48:
-        out['w48_384x288'] = w48_table()
-        print()
-    out['w32_256x192'] = latency_table(args.batches, args.rounds)
+    with torch_threads(args.threads):
+        print(f'torch {torch.__version__}, threads {torch.get_num_threads()}')
+        out = {}
+        if not args.skip_w48:
+            out['w48_384x288'] = w48_table()
+            print()
+        out['w32_256x192'] = latency_table(args.batches, args.repeats,
+                                           args.warmup)
     print_latency(out['w32_256x192'], args.batches)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(out, f, indent=1)
+    write_json(args.json, out)
 
 
 if __name__ == '__main__':

@@ -15,19 +15,19 @@ Setting of the paper's comparison: 256x192 input, 4 levels at strides
   what the paper's "decoder 0.44 vs 1.25 GFLOPs" matches (see
   docs/benchmarks.md).
 
-Times are medians of ``--repeats`` inference forwards (torch.no_grad), EMSDA
-and MSDA interleaved in each repeat so contention hits both alike; compare
-the ratio column, not absolute times across runs.
+Times are medians of ``--repeats`` inference forwards (torch.no_grad) after
+``--warmup`` untimed ones, EMSDA and MSDA interleaved in each repeat so
+contention hits both alike; compare the ratio column, not absolute times
+across runs. ``--threads``: torch threads (default: torch's own).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_poseur_attention.py \
         [--batches 1 32] [--repeats 5]
 """
-import argparse
-import statistics
-import time
-
 import torch
 from torch import nn
+
+from _harness import (interleaved, script_parser, table_header, table_row,
+                      torch_threads, write_json)
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.analysis import count_complexity
@@ -125,19 +125,6 @@ def same_weights(ems_stack, ms_stack):
                 m.value_proj.bias.copy_(e.value_proj_bias.reshape(C))
 
 
-def median_ms(fns, repeats):
-    """Interleaved medians (ms) of several callables."""
-    for fn in fns:
-        fn()  # warm-up
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - t0)
-    return [statistics.median(t) * 1e3 for t in times]
-
-
 CASES = [
     ('attn x1', 1, False, False),
     ('attn x3', 3, False, False),
@@ -149,17 +136,23 @@ CASES = [
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = script_parser(__doc__, repeats=5, warmup=1)
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--cases', nargs='+', default=None,
                         help='subset of case names (default: all)')
     args = parser.parse_args()
+    with torch_threads(args.threads):
+        rows = run(args)
+    write_json(args.json, rows)
+
+
+def run(args):
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, '
           f'repeats {args.repeats}')
-    print('| case | batch | GFLOPs EMSDA | GFLOPs MSDA | FLOPs MSDA/EMSDA '
-          '| ms EMSDA | ms MSDA | time MSDA/EMSDA | max abs diff |')
-    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    print(table_header(['case', 'batch', 'GFLOPs EMSDA', 'GFLOPs MSDA',
+                        'FLOPs MSDA/EMSDA', 'ms EMSDA', 'ms MSDA',
+                        'time MSDA/EMSDA', 'max abs diff'], 'lrrrrrrrr'))
+    rows = []
     for name, num, decoder, neck in CASES:
         if args.cases and name not in args.cases:
             continue
@@ -174,12 +167,18 @@ def main():
             with torch.no_grad():
                 out_e, out_m = ems(*inputs), ms(*inputs)
                 diff = (out_e - out_m).abs().max().item()
-                t_e, t_m = median_ms(
-                    [lambda: ems(*inputs), lambda: ms(*inputs)],
-                    args.repeats)
-            print(f'| {name} | {batch} | {f_e / 1e9:.3f} | {f_m / 1e9:.3f} '
-                  f'| {f_m / f_e:.1f} | {t_e:.1f} | {t_m:.1f} '
-                  f'| {t_m / t_e:.1f} | {diff:.1e} |', flush=True)
+                res = interleaved(
+                    dict(emsda=lambda: ems(*inputs), msda=lambda: ms(*inputs)),
+                    args.repeats, args.warmup)
+            t_e, t_m = res.medians_ms['emsda'], res.medians_ms['msda']
+            print(table_row([name, batch, f'{f_e / 1e9:.3f}',
+                             f'{f_m / 1e9:.3f}', f'{f_m / f_e:.1f}',
+                             f'{t_e:.1f}', f'{t_m:.1f}', f'{t_m / t_e:.1f}',
+                             f'{diff:.1e}']), flush=True)
+            rows.append(dict(case=name, batch=batch, flops_emsda=f_e,
+                             flops_msda=f_m, ms_emsda=t_e, ms_msda=t_m,
+                             max_abs_diff=diff))
+    return rows
 
 
 if __name__ == '__main__':

@@ -6,53 +6,47 @@ inference latency at batch 1 and 32, side by side in one run.
 Both models are built from their configs with random weights (no download)
 in eval mode; the timed call is the estimator's tensor forward
 ``model._forward(x)`` (backbone + neck + head, no flip test, no decoding)
-under ``torch.no_grad``. Times are medians of ``--repeats`` calls after one
-warm-up call, the two models interleaved in every repeat so that machine
-load hits both alike: compare the ratio, not absolute times across runs.
+under ``torch.no_grad``. Times are medians of ``--repeats`` calls after
+``--warmup`` untimed calls (default one), the two models interleaved in every
+repeat so that machine load hits both alike: compare the ratio, not absolute
+times across runs. ``--threads``: torch threads (default: torch's own).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_poseur_vs_simplebaseline.py \
         [--batches 1 32] [--repeats 3]
 """
-import argparse
-import os.path as osp
-import statistics
-import time
-
 import torch
 
 import mmkp_ext  # noqa: F401
-import mmpose
+from _harness import (config_path, interleaved, print_table, script_parser,
+                      torch_threads, write_json)
 from mmkp_ext.analysis import build_model_from_config, complexity_from_config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = {
     'Poseur R50 dec3 (EMSDA)':
-    osp.join(REPO, 'configs/poseur/coco/'
-             'poseur_res50-dec3_8xb32-325e_coco-256x192.py'),
-    # = mmpose::body_2d_keypoint/topdown_heatmap/coco/
-    #   td-hm_res50_8xb64-210e_coco-256x192.py
+    'configs/poseur/coco/poseur_res50-dec3_8xb32-325e_coco-256x192.py',
     'SimpleBaseline R50 (heatmap)':
-    osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs',
-             'body_2d_keypoint/topdown_heatmap/coco/'
-             'td-hm_res50_8xb64-210e_coco-256x192.py'),
+    'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
+    'td-hm_res50_8xb64-210e_coco-256x192.py',
 }
 PAPER_GFLOPS = {'Poseur R50 dec3 (EMSDA)': 4.48,
                 'SimpleBaseline R50 (heatmap)': 8.27}
 INPUT_HW = (256, 192)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--repeats', type=int, default=3)
-    return parser.parse_args()
-
-
 def main():
-    args = parse_args()
+    parser = script_parser(__doc__, repeats=3, warmup=1)
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
+    args = parser.parse_args()
+    with torch_threads(args.threads):
+        rows, times = run(args)
+    write_json(args.json, dict(rows=rows, ms=times))
+
+
+def run(args):
     torch.manual_seed(0)
     models, rows = {}, {}
     for name, cfg in MODELS.items():
+        cfg = config_path(cfg)
         res = complexity_from_config(cfg, INPUT_HW)
         models[name] = build_model_from_config(cfg)[0]
         rows[name] = dict(params=res.params / 1e6, gflops=res.flops / 1e9,
@@ -62,38 +56,29 @@ def main():
     with torch.no_grad():
         for batch in args.batches:
             x = torch.randn(batch, 3, *INPUT_HW)
-            samples = {name: [] for name in models}
-            for name, m in models.items():
-                m._forward(x)  # warm-up
-            for _ in range(args.repeats):
-                for name, m in models.items():
-                    t0 = time.perf_counter()
-                    m._forward(x)
-                    samples[name].append(time.perf_counter() - t0)
-            for name in models:
-                times[name][batch] = statistics.median(samples[name]) * 1e3
+            res = interleaved({name: (lambda m=m: m._forward(x))
+                               for name, m in models.items()},
+                              args.repeats, args.warmup)
+            for name, ms in res.medians_ms.items():
+                times[name][batch] = ms
 
     threads = torch.get_num_threads()
     print(f'input 1x3x{INPUT_HW[0]}x{INPUT_HW[1]}, torch threads {threads}, '
           f'median of {args.repeats}')
-    head = ('| model | params (M) | GFLOPs | paper GFLOPs | '
-            + ' | '.join(f'CPU ms, batch {b}' for b in args.batches) + ' |')
-    print(head)
-    print('|' + '---|' * (4 + len(args.batches)))
-    for name in models:
-        r = rows[name]
-        print(f'| {name} | {r["params"]:.2f} | {r["gflops"]:.3f} | '
-              f'{PAPER_GFLOPS[name]} | ' +
-              ' | '.join(f'{times[name][b]:.1f}' for b in args.batches) +
-              ' |')
+    table = [[name, f'{r["params"]:.2f}', f'{r["gflops"]:.3f}',
+              PAPER_GFLOPS[name]] +
+             [f'{times[name][b]:.1f}' for b in args.batches]
+             for name, r in rows.items()]
     p, s = list(models)
-    print(f'| ratio Poseur / SimpleBaseline | '
-          f'{rows[p]["params"] / rows[s]["params"]:.2f} | '
-          f'{rows[p]["gflops"] / rows[s]["gflops"]:.2f} | '
-          f'{PAPER_GFLOPS[p] / PAPER_GFLOPS[s]:.2f} | ' +
-          ' | '.join(f'{times[p][b] / times[s][b]:.2f}'
-                     for b in args.batches) + ' |')
+    table.append(['ratio Poseur / SimpleBaseline',
+                  f'{rows[p]["params"] / rows[s]["params"]:.2f}',
+                  f'{rows[p]["gflops"] / rows[s]["gflops"]:.2f}',
+                  f'{PAPER_GFLOPS[p] / PAPER_GFLOPS[s]:.2f}'] +
+                 [f'{times[p][b] / times[s][b]:.2f}' for b in args.batches])
+    print_table(['model', 'params (M)', 'GFLOPs', 'paper GFLOPs'] +
+                [f'CPU ms, batch {b}' for b in args.batches], table)
     print(f'(Poseur grid_sample GFLOPs: {rows[p]["grid"]:.4f})')
+    return rows, times
 
 
 if __name__ == '__main__':

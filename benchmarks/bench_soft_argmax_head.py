@@ -4,17 +4,17 @@ Both heads get the same features and the same final 1x1 convolution; the
 table gives the median wall time of ``forward`` (training path: logits ->
 coordinates), of ``forward + backward`` and of ``predict`` (which for
 SoftArgmaxHead also computes the keypoint scores and decodes), and the peak
-bytes of tensors allocated during one forward + backward (torch profiler).
+MiB of tensors allocated during one forward + backward
+(``_harness.peak_tensor_mib``: the torch profiler's allocation records).
+Times are medians of ``--repeats`` calls after ``--warmup`` untimed ones.
 
     python benchmarks/bench_soft_argmax_head.py [--batch 32] [--repeats 5]
 """
-import argparse
-import statistics
-import time
-
 import torch
 
 import mmkp_ext  # noqa: F401
+from _harness import (peak_tensor_mib, script_parser, table_header,
+                      table_row, time_callable, torch_threads, write_json)
 from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
@@ -34,45 +34,24 @@ def build_heads(channels, num_joints, hw, alpha):
     return ours, ref
 
 
-def timed(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def peak_bytes(fn):
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
-        fn()
-    # Running sum of allocations/frees in event order -> peak live bytes.
-    events = sorted(
-        (e for e in prof.events() if e.cpu_memory_usage != 0),
-        key=lambda e: e.time_range.start)
-    live = peak = 0
-    for e in events:
-        live += e.cpu_memory_usage
-        peak = max(peak, live)
-    return peak
-
-
 def main():
-    parser = argparse.ArgumentParser()
+    parser = script_parser(__doc__, repeats=5, warmup=1, threads=2)
     parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        rows = run(args)
+    write_json(args.json, rows)
+
+
+def run(args):
+    def ms(fn):
+        return time_callable(fn, args.repeats, args.warmup).median_ms
 
     print(f'torch {torch.__version__}, {args.threads} threads, '
           f'batch {args.batch}, median of {args.repeats}')
-    print('| K | heatmap | head | forward ms | fwd+bwd ms | predict ms '
-          '| peak fwd+bwd MiB |')
-    print('|---|---|---|---|---|---|---|')
+    print(table_header(['K', 'heatmap', 'head', 'forward ms', 'fwd+bwd ms',
+                        'predict ms', 'peak fwd+bwd MiB']))
+    rows = []
     for num_joints, hw in ((17, (64, 48)), (294, (64, 48))):
         channels = 32
         ours, ref = build_heads(channels, num_joints, hw, 60.0)
@@ -98,11 +77,16 @@ def main():
                 with torch.no_grad():
                     head.predict(feats, samples, test_cfg={})
 
-            print(f'| {num_joints} | {hw[0]}x{hw[1]} | {name} '
-                  f'| {timed(fwd, args.repeats):.2f} '
-                  f'| {timed(fwd_bwd, args.repeats):.2f} '
-                  f'| {timed(pred, args.repeats):.2f} '
-                  f'| {peak_bytes(fwd_bwd) / 2**20:.1f} |')
+            row = dict(K=num_joints, heatmap=f'{hw[0]}x{hw[1]}', head=name,
+                       forward_ms=ms(fwd), fwd_bwd_ms=ms(fwd_bwd),
+                       predict_ms=ms(pred), peak_mib=peak_tensor_mib(fwd_bwd))
+            rows.append(row)
+            print(table_row([
+                num_joints, row['heatmap'], name, f'{row["forward_ms"]:.2f}',
+                f'{row["fwd_bwd_ms"]:.2f}', f'{row["predict_ms"]:.2f}',
+                f'{row["peak_mib"]:.1f}'
+            ]), flush=True)
+    return rows
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@ Hourglass-52 (td-hm_hourglass52_8xb32-210e_coco-256x256.py), in one run.
 
 Each model is built from its config (backbone + head, no weights loaded) and
 timed on a 256x256 input in eval mode (``extract_feat`` + head ``forward``,
-no flip test), median of ``--repeats`` runs after one warm-up, at batch 1
-and at ``--big-batch``. Parameters count the whole model; GFLOPs are
+no flip test), median of ``--repeats`` runs (``--repeats`` - 1 at the big
+batch) after ``--warmup`` untimed ones (default one), at batch 1 and at
+``--big-batch``; ``--threads`` torch threads (default: torch's own).
+Parameters count the whole model; GFLOPs are
 mmengine's ``get_model_complexity_info`` (one multiply-add = one FLOP, the
 convention of the papers' GFLOPs) at batch 1. Ratios are against the first
 model, from the same run (timings on a shared machine are noisy; compare
@@ -17,19 +19,15 @@ ratios, not absolute times).
 settings compared with the paper's two models (4 stacks, 16 MPII heatmaps,
 256x256), no timing.
 """
-import argparse
 import logging
-import os.path as osp
-import statistics
-import time
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import DefaultScope
 
 import mmkp_ext  # noqa: F401
-from mmpose.registry import MODELS
+from _harness import (config_path, print_table, script_parser, table_header,
+                      table_row, time_callable, torch_threads, write_json)
+from mmkp_ext.analysis import build_model_from_config
 
 MODELS_TO_RUN = [
     ('soft-gated 4 stacks x144 (ours, paper 8.5M)',
@@ -45,33 +43,16 @@ MODELS_TO_RUN = [
 
 
 def build(cfg_path, backbone_update):
-    if cfg_path.startswith('mmpose::'):
-        import mmpose
-        cfg_path = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs',
-                            cfg_path[len('mmpose::'):])
-    cfg = Config.fromfile(cfg_path)
-    if backbone_update:
-        cfg.model.backbone.update(backbone_update)
-    cfg.model.backbone.pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope('mmpose'):
-        model = MODELS.build(cfg.model)
-    model.eval()
-    return model, cfg
+    """The config's model (no weights loaded, eval mode), its backbone
+    updated with ``backbone_update``."""
+    options = {f'model.backbone.{k}': v
+               for k, v in (backbone_update or {}).items()}
+    return build_model_from_config(config_path(cfg_path), options)
 
 
 def run_once(model, x):
     with torch.no_grad():
         return model.head.forward(model.extract_feat(x))
-
-
-def timed(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def flops(model, size):
@@ -105,30 +86,41 @@ def sizes_only(size):
     from mmengine.analysis import get_model_complexity_info
 
     from mmkp_ext.models.backbones import SoftGatedHourglass
-    print('| setting (4 stacks, depth 4, concat fusion, per-channel gates) '
-          '| params (M) | GFLOPs | paper params / GFLOPs |')
-    print('|---|---|---|---|')
+    print(table_header(['setting (4 stacks, depth 4, concat fusion, '
+                        'per-channel gates)', 'params (M)', 'GFLOPs',
+                        'paper params / GFLOPs']))
+    rows = []
     for label, kw, paper in SIZE_SETTINGS:
         model = SoftGatedHourglass(num_stacks=4, num_keypoints=16, **kw)
         model.eval()
         info = get_model_complexity_info(
             model, (3, *size), show_table=False, show_arch=False)
-        print(f"| {label} | {info['params'] / 1e6:.2f} | "
-              f"{info['flops'] / 1e9:.2f} | {paper} |", flush=True)
+        print(table_row([label, f"{info['params'] / 1e6:.2f}",
+                         f"{info['flops'] / 1e9:.2f}", paper]), flush=True)
+        rows.append(dict(setting=label, params=info['params'],
+                         flops=info['flops']))
+    return rows
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeats=3, warmup=1)
     parser.add_argument('--sizes-only', action='store_true')
-    parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--big-batch', type=int, default=32)
     parser.add_argument('--size', type=int, nargs=2, default=(256, 256),
                         metavar=('H', 'W'))
     args = parser.parse_args()
     MMLogger.get_current_instance().setLevel(logging.ERROR)
-    if args.sizes_only:
-        sizes_only(args.size)
-        return
+    with torch_threads(args.threads):
+        if args.sizes_only:
+            write_json(args.json, sizes_only(args.size))
+        else:
+            write_json(args.json, run(args))
+
+
+def run(args):
+    def ms(fn, repeats):
+        return time_callable(fn, repeats, args.warmup).median_ms
+
     rows = []
     for name, cfg_path, update in MODELS_TO_RUN:
         model, cfg = build(cfg_path, update)
@@ -136,8 +128,8 @@ def main():
         gflops = flops(model, args.size) / 1e9
         x1 = torch.randn(1, 3, *args.size)
         xb = torch.randn(args.big_batch, 3, *args.size)
-        t1 = timed(lambda: run_once(model, x1), args.repeats)
-        tb = timed(lambda: run_once(model, xb), max(1, args.repeats - 1))
+        t1 = ms(lambda m=model: run_once(m, x1), args.repeats)
+        tb = ms(lambda m=model: run_once(m, xb), max(1, args.repeats - 1))
         stacks = len(run_once(model, x1))
         rows.append((name, stacks, params, gflops, t1, tb))
         print(f'done: {name}: {params} params, {gflops:.3f} GFLOPs, '
@@ -147,15 +139,16 @@ def main():
     print(f'\ninput {args.size[0]}x{args.size[1]}, torch threads '
           f'{torch.get_num_threads()}, batch 1 and {args.big_batch}; '
           'ratios vs the first row\n')
-    print(f'| model | outputs (stacks) | params (M) | GFLOPs | '
-          f'batch 1 (ms) | batch {args.big_batch} (ms) | params ratio | '
-          'GFLOPs ratio | batch-1 ratio | '
-          f'batch-{args.big_batch} ratio |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for name, stacks, p, g, t1, tb in rows:
-        print(f'| {name} | {stacks} | {p / 1e6:.2f} | {g:.2f} | {t1:.0f} | '
-              f'{tb:.0f} | {p / base[2]:.2f} | {g / base[3]:.2f} | '
-              f'{t1 / base[4]:.2f} | {tb / base[5]:.2f} |')
+    print_table(['model', 'outputs (stacks)', 'params (M)', 'GFLOPs',
+                 'batch 1 (ms)', f'batch {args.big_batch} (ms)',
+                 'params ratio', 'GFLOPs ratio', 'batch-1 ratio',
+                 f'batch-{args.big_batch} ratio'],
+                [[name, stacks, f'{p / 1e6:.2f}', f'{g:.2f}', f'{t1:.0f}',
+                  f'{tb:.0f}', f'{p / base[2]:.2f}', f'{g / base[3]:.2f}',
+                  f'{t1 / base[4]:.2f}', f'{tb / base[5]:.2f}']
+                 for name, stacks, p, g, t1, tb in rows])
+    keys = ('model', 'stacks', 'params', 'gflops', 'ms_b1', 'ms_big')
+    return [dict(zip(keys, r)) for r in rows]
 
 
 if __name__ == '__main__':

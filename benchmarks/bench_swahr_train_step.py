@@ -6,9 +6,10 @@ MSE) and SWAHR (scale branches + ``SWAHRLoss``); both get the same batch
 (random images, synthetic Gaussian targets of ``--people`` people, random
 ignore masks and AE keypoint indices). One step = forward + losses +
 backward + Adam step. The two models alternate step by step (so that machine
-load hits both alike) and the table gives the median step time, the ratio,
-and the peak memory of one step (CUDA: ``max_memory_allocated``; CPU: peak
-live bytes of tensors seen by the torch profiler).
+load hits both alike; ``--warmup`` untimed rounds first) and the table gives
+the median step time, the ratio, and the peak memory of one step
+(``_harness.peak_tensor_mib``; CUDA: ``max_memory_allocated``; CPU: peak
+live bytes of tensors in the torch profiler's allocation records).
 
 ``--head-only`` times only what differs, the head and its losses on fixed
 random 1/4-resolution features (forward + losses + backward + Adam step),
@@ -22,17 +23,16 @@ with more repeats (less noise under machine load).
 (forward + backward) in the default and the channels-last layout (why the
 head runs it channels-last on the CPU).
 """
-import argparse
-import statistics
-import time
-
 import numpy as np
 import torch
-from mmengine.registry import DefaultScope
+from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmkp_ext  # noqa: F401
-from mmpose.registry import MODELS
+from _harness import (device_sync, interleaved, peak_tensor_mib, print_table,
+                      script_parser, table_header, table_row, time_callable,
+                      torch_threads, write_json)
+from mmkp_ext.analysis import build_model_from_config
 from mmpose.structures import MultilevelPixelData, PoseDataSample
 
 ARCHS = {
@@ -68,13 +68,13 @@ def build_model(arch, num_keypoints, swahr):
         num_keypoints=num_keypoints,
         deconv_channels=c)
     if swahr:
-        head.update(with_scale_branch=True, heatmap_loss=dict(type='SWAHRLoss'))
-    with DefaultScope.overwrite_default_scope('mmpose'):
-        return MODELS.build(
-            dict(
-                type='BottomupPoseEstimator',
-                backbone=dict(type='HRNet', in_channels=3, extra=extra),
-                head=head))
+        head.update(with_scale_branch=True,
+                    heatmap_loss=dict(type='SWAHRLoss'))
+    model = dict(
+        type='BottomupPoseEstimator',
+        backbone=dict(type='HRNet', in_channels=3, extra=extra),
+        head=head)
+    return build_model_from_config(Config(dict(model=model)))[0]
 
 
 def make_batch(batch, size, num_keypoints, people, device, seed=0):
@@ -111,87 +111,53 @@ def make_batch(batch, size, num_keypoints, people, device, seed=0):
     return inputs.to(device), samples
 
 
-def make_step(model, inputs, samples):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+def make_step(loss, params):
+    """One training step: ``loss()`` (a dict of losses), backward of their
+    sum, Adam step on ``params``."""
+    opt = torch.optim.Adam(params, lr=1e-4)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        losses = model.loss(inputs, samples)
-        sum(losses.values()).backward()
+        sum(loss().values()).backward()
         opt.step()
 
     return step
 
 
-def make_head_step(head, feats, samples):
-    opt = torch.optim.Adam(head.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        losses = head.loss(feats, samples)
-        sum(losses.values()).backward()
-        opt.step()
-
-    return step
-
-
-def bench_depthwise(batch, size, repeats, device):
+def bench_depthwise(batch, size, repeats, warmup, device):
     """Median ms of forward + backward of a K=17 depthwise 9x9 conv at 1/2
     and 1/4 of ``size``, contiguous vs channels-last input."""
     conv = torch.nn.Conv2d(17, 17, 9, padding=4, groups=17).to(device)
-    print('| map | contiguous ms | channels-last ms |')
-    print('|---|---:|---:|')
+
+    def fwd_bwd(xi):
+        y = conv(xi)
+        (y * y).sum().backward()
+
+    print(table_header(['map', 'contiguous ms', 'channels-last ms'], 'lrr'))
+    rows = []
     for n in (size // 2, size // 4):
         x = torch.randn(batch, 17, n, n, device=device)
-        row = []
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            times = []
-            for _ in range(repeats + 1):
-                xi = x.contiguous(memory_format=fmt).requires_grad_(True)
-                sync(device)
-                t0 = time.perf_counter()
-                y = conv(xi)
-                (y * y).sum().backward()
-                sync(device)
-                times.append(time.perf_counter() - t0)
-            row.append(statistics.median(times[1:]) * 1e3)
-        print(f'| ({batch}, 17, {n}, {n}) | {row[0]:.0f} | {row[1]:.0f} |')
-
-
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def peak_mib(step, device):
-    if device.type == 'cuda':
-        sync(device)
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        sync(device)
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
-        step()
-    events = sorted((e for e in prof.events() if e.cpu_memory_usage != 0),
-                    key=lambda e: e.time_range.start)
-    live = peak = 0
-    for e in events:
-        live += e.cpu_memory_usage
-        peak = max(peak, live)
-    return peak / 2**20
+        row = [
+            time_callable(
+                fwd_bwd, repeats, warmup,
+                setup=lambda fmt=fmt: x.contiguous(
+                    memory_format=fmt).requires_grad_(True),
+                sync=device_sync(device)).median_ms
+            for fmt in (torch.contiguous_format, torch.channels_last)
+        ]
+        print(table_row([f'({batch}, 17, {n}, {n})', f'{row[0]:.0f}',
+                         f'{row[1]:.0f}']))
+        rows.append(dict(map=[batch, 17, n, n], contiguous_ms=row[0],
+                         channels_last_ms=row[1]))
+    return rows
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = script_parser(__doc__, repeats=5, warmup=1, threads=2)
     p.add_argument('--arch', default='w32', choices=sorted(ARCHS))
     p.add_argument('--input', type=int, default=256)
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--people', type=int, default=10)
-    p.add_argument('--repeats', type=int, default=5)
-    p.add_argument('--threads', type=int, default=2)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
     p.add_argument('--depthwise', action='store_true',
@@ -199,10 +165,17 @@ def main(argv=None):
     p.add_argument('--head-only', action='store_true',
                    help='time the head + losses on fixed features only')
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        out = run(args)
+    write_json(args.json, out)
+    return out
+
+
+def run(args):
     device = torch.device(args.device)
     if args.depthwise:
-        return bench_depthwise(args.batch, args.input, args.repeats, device)
+        return bench_depthwise(args.batch, args.input, args.repeats,
+                               args.warmup, device)
     K = 17
     torch.manual_seed(0)
     plain = build_model(args.arch, K, False).to(device).train()
@@ -214,43 +187,34 @@ def main(argv=None):
         c = ARCHS[args.arch][0][2][0]
         n = args.input // 4
         feats = [torch.randn(args.batch, c, n, n, device=device)]
-        steps = dict(
-            plain=make_head_step(plain.head, feats, samples),
-            swahr=make_head_step(swahr.head, feats, samples))
+        steps = {k: make_step(lambda m=m: m.head.loss(feats, samples),
+                              m.head.parameters())
+                 for k, m in (('plain', plain), ('swahr', swahr))}
     else:
-        steps = dict(
-            plain=make_step(plain, inputs, samples),
-            swahr=make_step(swahr, inputs, samples))
-    for s in steps.values():  # warm-up
-        s()
-    times = dict(plain=[], swahr=[])
-    for _ in range(args.repeats):
-        for name, s in steps.items():  # alternate: same load for both
-            sync(device)
-            t0 = time.perf_counter()
-            s()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    mem = {k: peak_mib(s, device) for k, s in steps.items()}
+        steps = {k: make_step(lambda m=m: m.loss(inputs, samples),
+                              m.parameters())
+                 for k, m in (('plain', plain), ('swahr', swahr))}
+    # alternate step by step: the same load for both
+    med = interleaved(steps, args.repeats, args.warmup,
+                      sync=device_sync(device)).medians_ms
+    mem = {k: peak_tensor_mib(s, device) for k, s in steps.items()}
     n_params = {
         k: sum(q.numel() for q in m.parameters())
         for k, m in (('plain', plain), ('swahr', swahr))
     }
     part = 'head + losses only' if args.head_only else 'whole model'
     print(f'{part}; torch {torch.__version__}, device {device}, '
-          f'{args.threads} threads, HRNet-{args.arch}, input {args.input}, '
-          f'batch '
-          f'{args.batch}, {args.people} people, median of {args.repeats} '
-          'alternating steps')
-    print('| model | params | step ms | peak step MiB |')
-    print('|---|---:|---:|---:|')
-    for k in ('plain', 'swahr'):
-        print(f'| {k} | {n_params[k]:,} | {med[k]:.0f} | {mem[k]:.0f} |')
-    print(f'| ratio swahr / plain | {n_params["swahr"] / n_params["plain"]:.4f}'
-          f' | {med["swahr"] / med["plain"]:.3f} | '
-          f'{mem["swahr"] / mem["plain"]:.3f} |')
-    return med, mem
+          f'{torch.get_num_threads()} threads, HRNet-{args.arch}, input '
+          f'{args.input}, batch {args.batch}, {args.people} people, median '
+          f'of {args.repeats} alternating steps')
+    print_table(['model', 'params', 'step ms', 'peak step MiB'],
+                [[k, f'{n_params[k]:,}', f'{med[k]:.0f}', f'{mem[k]:.0f}']
+                 for k in ('plain', 'swahr')] +
+                [['ratio swahr / plain',
+                  f'{n_params["swahr"] / n_params["plain"]:.4f}',
+                  f'{med["swahr"] / med["plain"]:.3f}',
+                  f'{mem["swahr"] / mem["plain"]:.3f}']], 'lrrr')
+    return dict(ms=med, peak_mib=mem, params=n_params)
 
 
 if __name__ == '__main__':

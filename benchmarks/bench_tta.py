@@ -2,9 +2,11 @@
 
 For a top-down config (default: the HRNet++-W32 256x192 heatmap model, built
 with random weights, no checkpoint needed), the table gives the median wall
-time of ``predict`` for a batch of crops, as a ratio to the plain
-prediction without flip, measured side by side in one run (timings are
-interleaved repeat by repeat, so machine load affects all rows alike):
+time of ``predict`` for a batch of crops (``--repeats`` rounds after
+``--warmup`` untimed ones), as a ratio to the plain prediction without flip,
+measured side by side in one run (timings are interleaved repeat by repeat,
+so machine load affects all rows alike; ``--threads``: torch threads,
+default torch's own):
 
 - ``plain``: TopdownPoseEstimator, no flip,
 - ``flip``: mmpose's flip test (two backbone forwards),
@@ -19,21 +21,19 @@ Also timed: ``warp_crops`` alone (building the 5 augmented crops with
 
     python benchmarks/bench_tta.py [--config CFG] [--batch 1 8] [--repeats 5]
 """
-import argparse
 import copy
-import statistics
-import time
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmkp_ext  # noqa: F401
+from _harness import (config_path, interleaved, print_table, script_parser,
+                      torch_threads, write_json)
+from mmkp_ext.analysis import build_model_from_config
 from mmkp_ext.models.pose_estimators.topdown_tta import (tta_augmentations,
                                                         warp_crops)
-from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
 DEFAULT_CONFIG = ('configs/hrnetpp/coco/'
@@ -54,48 +54,52 @@ def samples(n, w, h, k):
     return out
 
 
-def build(model_cfg, state, **test_cfg):
-    cfg = copy.deepcopy(model_cfg)
-    cfg['backbone'].pop('init_cfg', None)
+def build(cfg, state, **test_cfg):
+    """The config's model with ``test_cfg`` merged into its test_cfg
+    (``tta`` given: as TopdownTTAPoseEstimator), eval mode, weights
+    ``state``."""
+    options = {f'model.test_cfg.{k}': v for k, v in test_cfg.items()}
     if 'tta' in test_cfg:
-        cfg['type'] = 'TopdownTTAPoseEstimator'
-    cfg['test_cfg'] = dict(cfg.get('test_cfg', {}), **test_cfg)
-    model = MODELS.build(cfg).eval()
+        options['model.type'] = 'TopdownTTAPoseEstimator'
+    model = build_model_from_config(copy.deepcopy(cfg), options)[0]
     model.load_state_dict(state)
     return model
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeats=5, warmup=1)
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
-    parser.add_argument('--repeats', type=int, default=5)
     args = parser.parse_args()
+    with torch_threads(args.threads):
+        out = run(args)
+    write_json(args.json, out)
 
-    init_default_scope('mmpose')
+
+def run(args):
     torch.manual_seed(0)
-    model_cfg = Config.fromfile(args.config).model.to_dict()
-    model_cfg['backbone'].pop('init_cfg', None)
-    ref = MODELS.build(copy.deepcopy(model_cfg)).eval()
+    cfg = Config.fromfile(config_path(args.config))
+    ref = build_model_from_config(copy.deepcopy(cfg))[0]
     state = ref.state_dict()
     w, h = ref.head.decoder.input_size
     k = getattr(ref.head, 'out_channels', None) or ref.head.num_joints
 
     augs = tta_augmentations()
     models = {
-        'plain': build(model_cfg, state, flip_test=False),
-        'flip': build(model_cfg, state, flip_test=True),
-        'tta5 x flip (batched)': build(model_cfg, state, flip_test=True,
+        'plain': build(cfg, state, flip_test=False),
+        'flip': build(cfg, state, flip_test=True),
+        'tta5 x flip (batched)': build(cfg, state, flip_test=True,
                                        tta=dict()),
     }
     loop = [
-        build(model_cfg, state, flip_test=True,
+        build(cfg, state, flip_test=True,
               tta=dict(scales=[s] if r == 0 else [],
                        rotations=[r] if r != 0 else [])) for s, r in augs
     ]
 
     print(f'config: {args.config} ({w}x{h}), {len(augs)} augmentations '
           f'{augs}, {torch.get_num_threads()} thread(s)')
+    out = {}
     for batch in args.batch:
         x = torch.randn(batch, 3, h, w)
         smp = samples(batch, w, h, k)
@@ -103,21 +107,14 @@ def main():
                for name, m in models.items()}
         fns['tta5 x flip (loop)'] = lambda: [m.predict(x, smp) for m in loop]
         fns['warp_crops only'] = lambda: warp_crops(x, augs)
-        times = {name: [] for name in fns}
         with torch.no_grad():
-            for fn in fns.values():
-                fn()  # warm-up
-            for _ in range(args.repeats):
-                for name, fn in fns.items():
-                    t0 = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - t0)
-        med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+            med = interleaved(fns, args.repeats, args.warmup).medians_ms
         print(f'\nbatch {batch} (median of {args.repeats}, interleaved)')
-        print(f'| {"":38s} | ms | x plain |')
-        print('|---|---|---|')
-        for name, ms in med.items():
-            print(f'| {name:38s} | {ms:.1f} | {ms / med["plain"]:.2f} |')
+        print_table(['', 'ms', 'x plain'],
+                    [[name, f'{ms:.1f}', f'{ms / med["plain"]:.2f}']
+                     for name, ms in med.items()])
+        out[f'batch{batch}'] = med
+    return out
 
 
 if __name__ == '__main__':
