@@ -24,7 +24,6 @@ key                   channels   meaning
 """
 import math
 import warnings
-from numbers import Integral, Real
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -43,6 +42,7 @@ from mmkp_ext.grouping.layout import (class_channel_matrix,
 from .utils.centernet_decode import (Heatmap, finite_outputs, local_max,
                                      nearest_peaks, rescore_cells,
                                      values_at_cells)
+from ..utils.validation import check_int, check_real, check_size
 from .utils.centernet_targets import draw_gaussians, gaussian_radius
 
 __all__ = ['GroupedCenterNetLabel', 'OUTPUT_KEYS', 'DECODE_MODES']
@@ -55,23 +55,6 @@ DECODE_MODES = ('rescore', 'nearest')
 
 #: Heatmap targets become logits clamped like the focal loss's probabilities.
 _P_EPS = 1e-4
-
-
-def _check_size(name: str, value) -> Tuple[int, int]:
-    if (not isinstance(value, Sequence) or len(value) != 2 or not all(
-            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
-            for v in value)):
-        raise ValueError(f'{name} must be (width, height) positive ints, got '
-                         f'{value!r}')
-    return int(value[0]), int(value[1])
-
-
-def _check_positive(name: str, value, integer: bool = False):
-    kind = Integral if integer else Real
-    if (isinstance(value, bool) or not isinstance(value, kind)
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f'{name} must be a {"int" if integer else "number"}'
-                         f' > 0, got {value!r}')
 
 
 @KEYPOINT_CODECS.register_module()
@@ -219,9 +202,9 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
                  nearest_dist_ratio: float = 0.3,
                  chunk_elements: int = 1 << 22):
         super().__init__()
-        self.input_size = _check_size('input_size', input_size)
-        self.heatmap_size = _check_size('heatmap_size', heatmap_size)
-        _check_positive('num_keypoints', num_keypoints, integer=True)
+        self.input_size = check_size('input_size', input_size)
+        self.heatmap_size = check_size('heatmap_size', heatmap_size)
+        check_int('num_keypoints', num_keypoints)
         self.num_keypoints = K = int(num_keypoints)
         self.category_ranges = resolve_category_ranges(K, category_keypoints)
         self.num_classes = C = len(self.category_ranges)
@@ -237,11 +220,11 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
             raise ValueError(f'decode_mode must be one of {DECODE_MODES}, '
                              f'got {decode_mode!r}')
         self.decode_mode = decode_mode
-        _check_positive('rescore_sigma', rescore_sigma)
-        _check_positive('rescore_window', rescore_window)
-        _check_positive('topk', topk, integer=True)
-        _check_positive('nearest_dist_ratio', nearest_dist_ratio)
-        _check_positive('chunk_elements', chunk_elements, integer=True)
+        check_real('rescore_sigma', rescore_sigma, 0, low_open=True)
+        check_real('rescore_window', rescore_window, 0, low_open=True)
+        check_int('topk', topk)
+        check_real('nearest_dist_ratio', nearest_dist_ratio, 0, low_open=True)
+        check_int('chunk_elements', chunk_elements)
         self.rescore_sigma = float(rescore_sigma)
         self.rescore_window = float(rescore_window)
         self.topk = int(topk)
@@ -617,9 +600,9 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
             raise ValueError(f'decode_mode must be one of {DECODE_MODES}, '
                              f'got {mode!r}')
         sigma = self.rescore_sigma if rescore_sigma is None else rescore_sigma
-        _check_positive('rescore_sigma', sigma)
+        check_real('rescore_sigma', sigma, 0, low_open=True)
         topk = self.topk if topk is None else topk
-        _check_positive('topk', topk, integer=True)
+        check_int('topk', topk)
         self._check_outputs(
             dict(
                 center_heatmap=center_heatmap,

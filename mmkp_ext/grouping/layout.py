@@ -34,7 +34,7 @@ KNOWN_LAYOUTS = ('deepfashion2', 'toy_fashion', 'coco')
 
 
 #: The toy fashion dataset's categories (short_sleeved_top, trousers,
-#: skirt; ``mmkp_ext.datasets.toy.toy_fashion.FASHION_CATEGORIES``, kept equal
+#: skirt; ``mmkp_ext.datasets.toy.fashion.FASHION_CATEGORIES``, kept equal
 #: by tests/test_grouping/test_layout.py).
 TOY_FASHION_CATEGORY_RANGES: Tuple[Tuple[int, int], ...] = ((0, 13),
                                                             (14, 23),

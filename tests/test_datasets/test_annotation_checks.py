@@ -16,7 +16,7 @@ from mmkp_ext.datasets import (AnnotationError, CheckedCocoDataset,
                                CheckedCrowdPoseDataset, ToyFashionDataset,
                                check_coco_keypoint_annotations)
 from mmkp_ext.datasets import annotation_checks
-from mmkp_ext.datasets.toy_fashion import FASHION_NUM_KEYPOINTS, \
+from mmkp_ext.datasets.toy.fashion import FASHION_NUM_KEYPOINTS, \
     coco_categories
 from mmkp_ext.evaluation import GuardedCocoMetric, MultiCategoryCocoMetric
 from mmpose.datasets import CocoDataset, CrowdPoseDataset

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from _helpers import REPO_ROOT
 
-from mmkp_ext.datasets.toy_fashion import FASHION_CATEGORIES
+from mmkp_ext.datasets.toy.fashion import FASHION_CATEGORIES
 from mmkp_ext.grouping.layout import (TOY_FASHION_CATEGORY_RANGES,
                                       class_channel_matrix,
                                       get_category_keypoint_ranges,

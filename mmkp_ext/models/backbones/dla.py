@@ -41,6 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmpose.models.backbones.base_backbone import BaseBackbone
 from mmpose.registry import MODELS
 from mmpose.utils.typing import ConfigType, OptMultiConfig
+from ...utils.validation import check_int_seq
 
 __all__ = ['DLANet', 'dla34_imagenet_to_dlanet']
 
@@ -236,21 +237,6 @@ class DLATree(nn.Module):
         return self.tree2(x1, children=children)
 
 
-def _check_int_seq(name: str, value, length: int, minimum: int) -> tuple:
-    """``value`` as a tuple of ``length`` ints >= ``minimum`` or raise."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f'{name} must be a sequence of {length} ints, got '
-                        f'{type(value).__name__}')
-    if len(value) != length:
-        raise ValueError(f'{name} must have {length} entries (one per DLA '
-                         f'level), got {len(value)}: {list(value)}')
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, Integral) or v < minimum:
-            raise ValueError(f'{name} entries must be ints >= {minimum}, got '
-                             f'{list(value)}')
-    return tuple(int(v) for v in value)
-
-
 @MODELS.register_module()
 class DLANet(BaseBackbone):
     """DLA backbone (DLA-34) returning the feature maps of selected levels.
@@ -328,10 +314,10 @@ class DLANet(BaseBackbone):
             raise ValueError(
                 f'in_channels must be a positive int, got {in_channels!r}')
         default_levels, default_channels = ARCH_SETTINGS[depth]
-        levels = _check_int_seq('levels',
+        levels = check_int_seq('levels',
                                 default_levels if levels is None else levels,
                                 NUM_LEVELS, 1)
-        channels = _check_int_seq(
+        channels = check_int_seq(
             'channels', default_channels if channels is None else channels,
             NUM_LEVELS, 1)
         if isinstance(out_indices, Integral):

@@ -53,6 +53,7 @@ from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
 from ..utils import refuse_mismatched_shapes, sanitize_outputs
+from ...utils.validation import check_int
 
 __all__ = ['HigherHRNetHead']
 
@@ -72,15 +73,6 @@ class _DepthwiseConv2d(nn.Conv2d):
             return super().forward(x)
         y = super().forward(x.contiguous(memory_format=torch.channels_last))
         return y.contiguous()
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or \
-            value < minimum:
-        raise ValueError(
-            f'HigherHRNetHead: {name} must be an int >= {minimum}, got '
-            f'{value!r}')
-    return value
 
 
 @MODELS.register_module()
@@ -134,14 +126,14 @@ class HigherHRNetHead(BaseHead):
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
         refuse_mismatched_shapes(self)
-        self.in_channels = _check_int('in_channels', in_channels, 1)
-        self.num_keypoints = K = _check_int('num_keypoints', num_keypoints,
+        self.in_channels = check_int('in_channels', in_channels, 1)
+        self.num_keypoints = K = check_int('num_keypoints', num_keypoints,
                                             1)
-        self.num_deconv_layers = _check_int('num_deconv_layers',
+        self.num_deconv_layers = check_int('num_deconv_layers',
                                             num_deconv_layers, 0)
-        self.deconv_channels = _check_int('deconv_channels', deconv_channels,
+        self.deconv_channels = check_int('deconv_channels', deconv_channels,
                                           1)
-        self.num_basic_blocks = _check_int('num_basic_blocks',
+        self.num_basic_blocks = check_int('num_basic_blocks',
                                            num_basic_blocks, 0)
         if deconv_kernel_size not in _DECONV_PADDING:
             raise ValueError('HigherHRNetHead: deconv_kernel_size must be 2, '

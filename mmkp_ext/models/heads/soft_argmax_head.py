@@ -27,12 +27,11 @@ paper's first stage) loads into this head unchanged for the soft-argmax
 fine-tuning stage.
 """
 import math
-from numbers import Integral, Real
+from numbers import Real
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_upsample_layer
 from mmengine.structures import PixelData
 from torch import Tensor, nn
@@ -46,6 +45,7 @@ from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
 from ..utils import refuse_mismatched_shapes, sanitize_outputs
+from ...utils.validation import check_int
 
 __all__ = ['SoftArgmaxHead', 'soft_argmax_2d', 'window_mass_scores']
 
@@ -195,8 +195,8 @@ class SoftArgmaxHead(BaseHead):
         super().__init__(init_cfg)
         refuse_mismatched_shapes(self)
 
-        _check_positive_int('in_channels', in_channels)
-        _check_positive_int('num_joints', num_joints)
+        check_int('in_channels', in_channels)
+        check_int('num_joints', num_joints)
         if (isinstance(alpha, bool) or not isinstance(alpha, Real)
                 or not math.isfinite(alpha) or alpha <= 0):
             raise ValueError(
@@ -204,7 +204,7 @@ class SoftArgmaxHead(BaseHead):
         if score_mode not in SCORE_MODES:
             raise ValueError(f'Unknown score_mode {score_mode!r}; expected '
                              f'one of {SCORE_MODES}')
-        _check_positive_int('score_window', score_window)
+        check_int('score_window', score_window)
         if score_window % 2 == 0:
             raise ValueError(
                 f'score_window must be odd (centred window), got '
@@ -492,13 +492,6 @@ class SoftArgmaxHead(BaseHead):
         return losses
 
 
-def _check_positive_int(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, Integral) \
-            or value < 1:
-        raise ValueError(f'{name} must be an int >= 1, got {value!r}')
-
-
 def _check_layer_lists(kind: str, out_channels: Optional[Sequence[int]],
                        kernel_sizes: Optional[Sequence[int]]) -> tuple:
     """Validate a pair of per-layer lists; return the channels as a tuple
@@ -510,7 +503,7 @@ def _check_layer_lists(kind: str, out_channels: Optional[Sequence[int]],
             f'{kind}_out_channels and {kind}_kernel_sizes must have the same '
             f'length, got {out_channels} and {kernel_sizes}')
     for c in out_channels:
-        _check_positive_int(f'{kind}_out_channels entries', c)
+        check_int(f'{kind}_out_channels entries', c)
     for k in kernel_sizes:
-        _check_positive_int(f'{kind}_kernel_sizes entries', k)
+        check_int(f'{kind}_kernel_sizes entries', k)
     return out_channels

@@ -52,6 +52,7 @@ from mmpose.registry import MODELS
 from mmpose.utils.typing import ConfigType, OptMultiConfig
 
 from ..layers.modulated_deform_conv import ModulatedDeformConv2dPure
+from ...utils.validation import check_int
 
 __all__ = ['DLAUpNeck', 'bilinear_upsample_kernel']
 
@@ -247,13 +248,6 @@ class DLAUp(nn.Module):
         return outs
 
 
-def _check_positive_int(name: str, value) -> int:
-    if (isinstance(value, bool) or not isinstance(value, Integral)
-            or value < 1):
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return int(value)
-
-
 @MODELS.register_module()
 class DLAUpNeck(BaseModule):
     """CenterNet's DLA-up + IDA-up neck: a feature pyramid to one map.
@@ -312,7 +306,7 @@ class DLAUpNeck(BaseModule):
             raise TypeError('in_channels must be a non-empty sequence of '
                             f'ints, got {in_channels!r}')
         in_channels = tuple(
-            _check_positive_int(f'in_channels[{i}]', c)
+            check_int(f'in_channels[{i}]', c)
             for i, c in enumerate(in_channels))
         n = len(in_channels)
         for name, value in (('first_level', first_level), ('last_level',
@@ -324,7 +318,7 @@ class DLAUpNeck(BaseModule):
                 'need 0 <= first_level < last_level <= len(in_channels) = '
                 f'{n}, got first_level={first_level}, '
                 f'last_level={last_level}')
-        out_channels = _check_positive_int('out_channels', out_channels)
+        out_channels = check_int('out_channels', out_channels)
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, '
                              f'got {upsample!r}')

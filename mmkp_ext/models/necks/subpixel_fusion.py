@@ -21,7 +21,6 @@ i.e. each group of ``r^2`` consecutive conv channels fills one ``r x r``
 output cell row by row. The output is ``(f_0,)``: one map at the resolution
 of ``x_0`` with ``out_channels = in_channels[0] + u_0`` channels.
 """
-from numbers import Integral
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -31,14 +30,9 @@ from torch import Tensor, nn
 
 from mmpose.registry import MODELS
 from mmpose.utils.typing import OptConfigType
+from ...utils.validation import check_int
 
 __all__ = ['SubPixelFusion', 'SubPixelUpsample']
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) \
-            or value < 1:
-        raise ValueError(f'{name} must be an int >= 1, got {value!r}')
 
 
 class SubPixelUpsample(nn.Module):
@@ -122,7 +116,7 @@ class SubPixelFusion(BaseModule):
             raise ValueError('in_channels must list the channels of at least '
                              f'2 inputs, got {in_channels!r}')
         for c in in_channels:
-            _check_positive_int('in_channels entries', c)
+            check_int('in_channels entries', c)
         n = len(in_channels)
         if upsample_channels is None:
             upsample_channels = tuple(in_channels[:-1])
@@ -132,11 +126,11 @@ class SubPixelFusion(BaseModule):
                 f'upsample_channels needs {n - 1} entries (one per '
                 f'upsampling), got {upsample_channels!r}')
         for c in upsample_channels:
-            _check_positive_int('upsample_channels entries', c)
-        _check_positive_int('scale', scale)
+            check_int('upsample_channels entries', c)
+        check_int('scale', scale)
         if scale < 2:
             raise ValueError(f'scale must be >= 2, got {scale}')
-        _check_positive_int('kernel_size', kernel_size)
+        check_int('kernel_size', kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(
                 f'kernel_size must be odd (size-preserving), got '

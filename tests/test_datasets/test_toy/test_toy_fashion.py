@@ -14,10 +14,10 @@ from mmkp_ext.datasets import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
                                FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
                                FASHION_NUM_KEYPOINTS, category_slice,
                                make_toy_dataset)
-from mmkp_ext.datasets.toy_fashion import (annotate_garments, garment_outline,
+from mmkp_ext.datasets.toy.fashion import (annotate_garments, garment_outline,
                                            place_garment, render_garments)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _helpers import REPO_ROOT as REPO  # noqa: E402
 NUM_IMAGES = 16
 
 
@@ -68,7 +68,7 @@ def test_metainfo_is_derived_from_layout():
     from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-    from mmkp_ext.datasets.toy_fashion import fashion_dataset_info
+    from mmkp_ext.datasets.toy.fashion import fashion_dataset_info
     from mmkp_ext.datasets.toy_fashion_dataset import ToyFashionDataset
     assert osp.isabs(FASHION_METAINFO_FILE)
     # The config file (for configs), the function and the dataset class
@@ -109,7 +109,7 @@ def test_metainfo_values():
     change what the metric and the flip test see."""
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-    from mmkp_ext.datasets.toy_fashion import fashion_dataset_info
+    from mmkp_ext.datasets.toy.fashion import fashion_dataset_info
     info = fashion_dataset_info()
     kp = info['keypoint_info']
     assert kp[0] == dict(name='sst_collar_center', id=0,

@@ -1,10 +1,10 @@
 """Tests of the pieces the toy generators share
-(:mod:`mmkp_ext.datasets.toy_common`): object sizes and positions and the
+(:mod:`mmkp_ext.datasets.toy.common`): object sizes and positions and the
 scene recipe :func:`compose_image`."""
 import numpy as np
 import pytest
 
-from mmkp_ext.datasets.toy_common import (Painter, compose_image,
+from mmkp_ext.datasets.toy.common import (Painter, compose_image,
                                           log_uniform, sample_anchor,
                                           size_bounds)
 

@@ -1,5 +1,5 @@
 """Tests of the synthetic ``persons`` dataset
-(:mod:`mmkp_ext.datasets.toy_persons`)."""
+(:mod:`mmkp_ext.datasets.toy.persons`)."""
 import json
 import os.path as osp
 
@@ -9,7 +9,7 @@ import pytest
 from _helpers import check_coco_keypoint_split, load_json
 
 from mmkp_ext.datasets import COCO_KEYPOINT_NAMES, make_toy_dataset
-from mmkp_ext.datasets.toy_persons import (annotate_persons, draw_person,
+from mmkp_ext.datasets.toy.persons import (annotate_persons, draw_person,
                                            figure_from_pose, neutral_pose,
                                            render_persons)
 

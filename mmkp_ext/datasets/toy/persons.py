@@ -12,7 +12,7 @@ mmpose's flip augmentation and flip test assume.
 Drawing order inside one figure: legs, pelvis band, torso, arms, neck, head
 (hair, ears, face, eyes, nose, mouth). Occlusion between figures and by
 occluders drawn on top is labelled from the rendered masks
-(:func:`~.toy_common.annotate_instances`); self-occlusion is not labelled.
+(:func:`~.common.annotate_instances`); self-occlusion is not labelled.
 """
 import math
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .toy_common import (Painter, annotate_instances, compose_image,
+from .common import (Painter, annotate_instances, compose_image,
                          log_uniform, random_color, random_pattern,
                          rotation_matrix, sample_anchor, size_bounds,
                          skin_color)
@@ -83,7 +83,7 @@ class PersonFigure:
         colors: BGR colours (3,) keyed by ``skin``, ``hair``, ``shirt``,
             ``trousers``, ``shoes``, ``eyes``.
         shirt_pattern: fill pattern of the torso (see
-            :func:`~.toy_common.render_pattern`).
+            :func:`~.common.render_pattern`).
         long_sleeves: forearms in shirt colour instead of skin.
         long_trousers: shins in trouser colour instead of skin.
         shoulder_width: half shoulder width, body units.
@@ -367,7 +367,7 @@ def annotate_persons(figures: Sequence[PersonFigure],
                      occluder_mask: Optional[np.ndarray] = None
                      ) -> List[Optional[dict]]:
     """COCO labels of rendered figures (see
-    :func:`~.toy_common.annotate_instances`): per figure ``None`` (too few
+    :func:`~.common.annotate_instances`): per figure ``None`` (too few
     labelled keypoints) or a dict with ``category_id`` 1, ``keypoints``
     (17, 3), ``bbox``, ``area``, ``num_keypoints``."""
     anns = annotate_instances([f.keypoints for f in figures], masks,

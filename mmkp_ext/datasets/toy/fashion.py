@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .toy_common import (Painter, annotate_instances, compose_image,
+from .common import (Painter, annotate_instances, compose_image,
                          log_uniform, random_color, random_pattern,
                          rotation_matrix, sample_anchor, size_bounds)
 
@@ -131,7 +131,8 @@ FASHION_NUM_KEYPOINTS = len(FASHION_KEYPOINT_NAMES)
 #: ``metainfo=dict(from_file=FASHION_METAINFO_FILE)`` in configs. It holds
 #: no data of its own: its ``dataset_info`` is :func:`fashion_dataset_info`.
 FASHION_METAINFO_FILE = osp.join(
-    osp.dirname(osp.abspath(__file__)), 'metainfo', 'toy_fashion.py')
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'metainfo',
+    'toy_fashion.py')
 
 
 def fashion_dataset_info() -> dict:
@@ -314,7 +315,7 @@ class Garment:
         category_id: 1-based category id (see :data:`FASHION_CATEGORIES`).
         keypoints: (K_c, 2) pixel positions of the category's keypoints, in
             outline order; they are also the vertices of the drawn polygon.
-        pattern: fill pattern (see :func:`~.toy_common.render_pattern`).
+        pattern: fill pattern (see :func:`~.common.render_pattern`).
         line_color: BGR colour of the outline and seams, (3,).
         line_width: outline thickness in pixels.
     """
@@ -430,7 +431,7 @@ def annotate_garments(garments: Sequence[Garment],
                       ) -> List[Optional[dict]]:
     """COCO labels of rendered garments on the global keypoint list.
 
-    Visibility comes from :func:`~.toy_common.annotate_instances`; the
+    Visibility comes from :func:`~.common.annotate_instances`; the
     category's (K_c, 3) labels are written into its slice of a
     (:data:`FASHION_NUM_KEYPOINTS`, 3) zero array.
 
