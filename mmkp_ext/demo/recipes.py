@@ -79,6 +79,13 @@ class Recipe:
     vis_score_thr: float = 0.3
     notes: List[str] = field(default_factory=list)
 
+    @property
+    def make_target(self) -> str:
+        """The Makefile target that runs this recipe."""
+        if self.method == 'softargmax':
+            return 'demo'
+        return f'demo-{self.method}'
+
 
 _EPOCHS_ONLY = ('train_cfg.max_epochs={epochs}',
                 'train_cfg.val_interval={epochs}',

@@ -199,7 +199,7 @@ def run_recipe(recipe: Recipe,
 def summary(recipe: Recipe, res: Dict) -> str:
     """The closing table of a demo: one row per test (metrics, checkpoint),
     then data, pictures, logs, times and the headline metric."""
-    lines = [f'\n==== make demo-{recipe.method} summary: {recipe.title} ====']
+    lines = [f'\n==== make {recipe.make_target} summary: {recipe.title} ====']
     keys: List[str] = []
     for t in recipe.tests:
         keys += [m for m in t.metrics if m not in keys]

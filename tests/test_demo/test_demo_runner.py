@@ -104,6 +104,8 @@ def test_hrnetpp_chains_checkpoints_and_reports_the_headline(tmp_path):
     assert (name, metric) == ('HRNet++ ensemble + TTA', 'coco/AP')
     assert value == pytest.approx(0.55)  # the fifth test's fake AP
     text = summary(RECIPES['hrnetpp'], res)
+    assert text.splitlines()[1].startswith('==== make demo-hrnetpp summary')
+    assert RECIPES['softargmax'].make_target == 'demo'
     assert text.splitlines()[-1] == 'coco/AP (HRNet++ ensemble + TTA): 0.5500'
     assert 'pictures:' in text and '| HRNet++ heatmap' in text
 
