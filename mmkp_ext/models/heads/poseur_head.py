@@ -212,7 +212,7 @@ class PoseurDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, value: Tensor,
-                reference_points: Tensor, spatial_shapes: Tensor,
+                reference_points: Tensor, spatial_shapes: list,
                 group_size: int) -> Tensor:
         """
         Args:
@@ -220,7 +220,8 @@ class PoseurDecoderLayer(nn.Module):
             query_pos (Tensor): ``(B, G*K, C)`` class embeddings.
             value (Tensor): ``(B, sum_l H_l*W_l, C)`` value memory.
             reference_points (Tensor): ``(B, G*K, 2)`` normalised ``(x, y)``.
-            spatial_shapes (Tensor): ``(L, 2)`` long ``(H_l, W_l)``.
+            spatial_shapes (list): ``L`` pairs ``(H_l, W_l)`` of ints (or
+                an ``(L, 2)`` integer tensor).
             group_size (int): ``K``; self-attention stays within groups.
 
         Returns:
@@ -289,28 +290,57 @@ class PoseurHead(BaseHead):
             the whole value map projected before sampling).
         num_noise_groups (int): Extra query groups with noisy references in
             training (paper: 3). 0 disables them.
-        num_noise_points (int): Keypoints perturbed in each noisy group (the
-            same ones for the whole batch).
+        num_noise_points (int): Keypoints perturbed per noisy group
+            (exactly, or on average: see ``noise_sampling``).
         noise_variance (float): Variance of the Gaussian reference noise
             (normalised units); the noise is clipped to ``[-1, 1]`` and the
             perturbed references to ``[-0.7, 1.7]``.
         laplace_a (float): Half-width ``a`` of the Laplace keypoint score.
         flip_power (float): Exponent ``n`` of the flip-test weights
-            ``score ** n``.
+            ``score ** n`` (the authors' ``filp_fuse_type='type2'``: 5).
+        keypoint_score_factor (float): Factor on every keypoint score, in
+            ``(0, 1]``. 1 (default) = the paper's eq. 8; the authors'
+            ``Poseur.get_p`` multiplies by 0.7 (set 0.7 to reproduce their
+            scores; it rescales instance scores, not the ranking within an
+            image nor the flip-fused coordinates, whose ``p ** 5`` weights
+            are normalised).
+        noise_sampling (str): How the perturbed queries of the noisy groups
+            are drawn: ``'joint'`` (default; the authors' code,
+            ``PoseurTransformer.ref_po_gua``): ``num_noise_groups *
+            num_noise_points`` of all ``num_noise_groups * K`` noisy queries
+            in one random permutation, so a group gets that many only on
+            average; ``'per_group'``: exactly ``num_noise_points`` keypoints
+            in every group (the spec's reading of the paper). Either way
+            the choice is shared by the whole batch.
+        init (str): Initialisation for training from scratch (see
+            :meth:`init_weights`): ``'intended'`` (default) = what the
+            authors' ``init_weights`` functions are written to do (zero
+            deformable-attention offset/weight matrices, gain-0.01 Xavier on
+            the coarse layers, the coordinate branches and the last sigma
+            layers); ``'authors'`` = what their code actually leaves (those
+            steps are overwritten or skipped: Xavier gain 1 on the
+            attention matrices and coarse layers, PyTorch's default init on
+            the coordinate branches and the first two sigma layers,
+            identical branches in every decoder layer).
         loss_coarse (dict): Loss of the coarse branch (one
             ``PoseurRLELoss``, with its own flow).
         loss_decoder (dict): Loss shared by all decoder layers.
         decoder (dict, optional): Codec, normally ``dict(type=
             'RegressionLabel', input_size=(w, h))``; needed by
             :meth:`predict`.
-        init_cfg (dict | list, optional): Unused by default:
-            :meth:`init_weights` follows the official initialisation.
+        init_cfg (dict | list, optional): Unused by default: when given
+            (e.g. ``Pretrained``), it replaces :meth:`init_weights`'s own
+            scheme.
 
     Test-time options (``test_cfg``): ``flip_test`` (bool) fuses the
     predictions of the crop and of its mirror with :func:`
-    fuse_flip_predictions`; ``shift_coords`` (bool, default True) moves the
-    mirrored x back by one input pixel (``x -> w - 1 - x`` for pixel
-    indices, see mmpose's ``flip_coordinates``).
+    fuse_flip_predictions`; ``shift_coords`` (bool, default True) mirrors
+    normalised x as ``1 - x - 1 / w`` (pixel ``x -> w - 1 - x``, mmpose's
+    ``flip_coordinates``), which matches how ``RegressionLabel``
+    normalises targets (pixel / w) and mmpose's image flip; ``False``
+    mirrors as ``1 - x``, the authors' ``fliplr_rle_regression`` (the
+    fused x then differs by ``w_f / (w + w_f)`` input px, ``w`` and ``w_f``
+    the two fusion weights: under 1 px).
 
     Instance scores are computed by the metric from the keypoint scores:
     ``CocoMetric(score_mode='bbox_rle')`` gives the official code's
@@ -529,9 +559,10 @@ class PoseurHead(BaseHead):
 
     # ------------------------------------------------------------------
     # forward
-    def _value_memory(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    def _value_memory(self, feats: Sequence[Tensor]) -> Tuple[Tensor, list]:
         """Flattened value memory ``(B, sum H_l W_l, C)`` = features + sine
-        PE + level embedding, and the ``(L, 2)`` spatial shapes."""
+        PE + level embedding, and the ``L`` spatial shapes ``(H_l, W_l)``
+        as Python ints."""
         values, shapes = [], []
         for lvl, feat in enumerate(feats):
             _, _, h, w = feat.shape
@@ -544,9 +575,9 @@ class PoseurHead(BaseHead):
                 feat.dtype)
             values.append(v.flatten(2).transpose(1, 2))
             shapes.append((h, w))
-        spatial_shapes = torch.as_tensor(
-            shapes, dtype=torch.long, device=feats[0].device)
-        return torch.cat(values, dim=1), spatial_shapes
+        # Python ints: the attention needs them as split sizes anyway, and
+        # a tensor would be read back with .tolist() (graph-export unsafe).
+        return torch.cat(values, dim=1), shapes
 
     def noisy_references(self, coarse: Tensor) -> Tensor:
         """References of the extra training groups.

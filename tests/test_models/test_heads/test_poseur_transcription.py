@@ -396,6 +396,16 @@ def authors_model(seed=0):
             p.uniform_(-1.0, 1.0).mul_(1.0 / math.sqrt(fan_in))
         t = model.transformer
         t.level_embeds.normal_()
+        # Outputs sensitive to every term: unit-scale class embeddings (the
+        # self-attention's positional term) and branches that keep the
+        # variance of their input.
+        t.pos_embed.weight.normal_()
+        for branches in (model.fc_coord_branches,
+                         model.fc_coord_output_branches):
+            for branch in branches:
+                for m in branch[:4]:
+                    if isinstance(m, nn.Linear):
+                        m.weight.mul_(math.sqrt(6.0))
         # Coarse proposals partly outside [0, 1]: layer 0 must sample at
         # the raw reference, the query must encode raw and clipped ones.
         t.fc_coord.linear.weight.mul_(0.3)
