@@ -12,6 +12,7 @@ generated once (seed 0); the runs differ only in ``model.head.init`` and
 """
 import argparse
 import os.path as osp
+import re
 import sys
 import time
 
@@ -22,6 +23,15 @@ from mmkp_ext.utils import parse_metric, run_or_exit, toy_data_options  # noqa
 
 CONFIG = ('configs/poseur/toy_persons/'
           'poseur_res18-tiny_1xb16-40e_toy-persons-128x96.py')
+
+
+def last_train_values(text, key, n=2):
+    """Mean of the last ``n`` logged training values of ``key`` (e.g.
+    ``acc_pose``, PCK@0.05 of the last decoder layer; two log lines per
+    epoch of the toy recipe)."""
+    vals = [float(v) for v in re.findall(
+        r'Epoch\(train\).*?\b' + re.escape(key) + r': (-?[\d.]+)', text)]
+    return sum(vals[-n:]) / len(vals[-n:]) if vals else float('nan')
 
 
 def main():
@@ -55,18 +65,26 @@ def main():
             ], REPO)
             ap = parse_metric(out, 'coco/AP')
             ap50 = parse_metric(out, 'coco/AP .5')
-            results.append((init, seed, ap, ap50, time.time() - t0))
+            acc = last_train_values(out, 'acc_pose')
+            loss = last_train_values(out, 'loss')
+            results.append((init, seed, ap, ap50, acc, loss,
+                            time.time() - t0))
             print(f'RESULT init={init} seed={seed} coco/AP={ap:.4f} '
-                  f'AP.5={ap50:.4f} wall={time.time() - t0:.0f}s',
+                  f'AP.5={ap50:.4f} train_acc_pose={acc:.3f} '
+                  f'train_loss={loss:.1f} wall={time.time() - t0:.0f}s',
                   flush=True)
-    print('\n| init | seed | coco/AP | AP .5 | wall s |')
-    print('|---|---:|---:|---:|---:|')
-    for init, seed, ap, ap50, wall in results:
-        print(f'| {init} | {seed} | {ap:.4f} | {ap50:.4f} | {wall:.0f} |')
+    print('\n| init | seed | coco/AP | AP .5 | train acc_pose | train loss '
+          '| wall s |')
+    print('|---|---:|---:|---:|---:|---:|---:|')
+    for init, seed, ap, ap50, acc, loss, wall in results:
+        print(f'| {init} | {seed} | {ap:.4f} | {ap50:.4f} | {acc:.3f} | '
+              f'{loss:.1f} | {wall:.0f} |')
     for init in args.inits:
-        aps = [r[2] for r in results if r[0] == init]
-        print(f'{init}: mean coco/AP {sum(aps) / len(aps):.4f} over '
-              f'{len(aps)} seeds')
+        rows = [r for r in results if r[0] == init]
+        print(f'{init}: mean coco/AP '
+              f'{sum(r[2] for r in rows) / len(rows):.4f}, mean train '
+              f'acc_pose {sum(r[4] for r in rows) / len(rows):.3f} over '
+              f'{len(rows)} seeds')
 
 
 if __name__ == '__main__':
