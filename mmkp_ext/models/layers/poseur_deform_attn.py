@@ -63,6 +63,15 @@ from torch import Tensor, nn
 __all__ = ['EMSDeformAttn', 'MSDeformAttn']
 
 
+def _is_int(v) -> bool:
+    """A Python int, or a 0-d integer tensor (what ``Tensor.shape`` yields
+    while a model is traced, e.g. by mmengine's FLOP counter)."""
+    if isinstance(v, Tensor):
+        return v.dim() == 0 and not v.is_floating_point() and \
+            v.dtype != torch.bool
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
 class _DeformAttnBase(nn.Module):
     """Shared parameters, argument checks and sampling-location maths."""
 
@@ -147,9 +156,8 @@ class _DeformAttnBase(nn.Module):
             # graph exporters such as torch.onnx's dynamo path need.
             hw = [tuple(s) for s in spatial_shapes]
             if len(hw) != L or any(
-                    len(s) != 2 or not all(
-                        isinstance(v, Integral) and not isinstance(v, bool)
-                        for v in s) for s in hw):
+                    len(s) != 2 or not all(_is_int(v) for v in s)
+                    for s in hw):
                 raise ValueError(
                     f'spatial_shapes must be {L} (H_l, W_l) pairs of ints '
                     f'(or an integer tensor of shape ({L}, 2)), got '
