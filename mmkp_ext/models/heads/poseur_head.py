@@ -61,6 +61,10 @@ __all__ = [
 
 #: Cross-attention kinds of :class:`PoseurHead` and their layers.
 CROSS_ATTENTIONS = {'EMSDA': EMSDeformAttn, 'MSDA': MSDeformAttn}
+#: How the perturbed keypoints of the noisy query groups are drawn.
+NOISE_SAMPLINGS = ('joint', 'per_group')
+#: Initialisation schemes of :meth:`PoseurHead.init_weights`.
+INITS = ('intended', 'authors')
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -210,7 +214,7 @@ class PoseurDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, value: Tensor,
-                reference_points: Tensor, spatial_shapes: Tensor,
+                reference_points: Tensor, spatial_shapes: list,
                 group_size: int) -> Tensor:
         """
         Args:
@@ -218,7 +222,8 @@ class PoseurDecoderLayer(nn.Module):
             query_pos (Tensor): ``(B, G*K, C)`` class embeddings.
             value (Tensor): ``(B, sum_l H_l*W_l, C)`` value memory.
             reference_points (Tensor): ``(B, G*K, 2)`` normalised ``(x, y)``.
-            spatial_shapes (Tensor): ``(L, 2)`` long ``(H_l, W_l)``.
+            spatial_shapes (list): ``L`` pairs ``(H_l, W_l)`` of ints (or
+                an ``(L, 2)`` integer tensor).
             group_size (int): ``K``; self-attention stays within groups.
 
         Returns:
@@ -287,28 +292,57 @@ class PoseurHead(BaseHead):
             the whole value map projected before sampling).
         num_noise_groups (int): Extra query groups with noisy references in
             training (paper: 3). 0 disables them.
-        num_noise_points (int): Keypoints perturbed in each noisy group (the
-            same ones for the whole batch).
+        num_noise_points (int): Keypoints perturbed per noisy group
+            (exactly, or on average: see ``noise_sampling``).
         noise_variance (float): Variance of the Gaussian reference noise
             (normalised units); the noise is clipped to ``[-1, 1]`` and the
             perturbed references to ``[-0.7, 1.7]``.
         laplace_a (float): Half-width ``a`` of the Laplace keypoint score.
         flip_power (float): Exponent ``n`` of the flip-test weights
-            ``score ** n``.
+            ``score ** n`` (the authors' ``filp_fuse_type='type2'``: 5).
+        keypoint_score_factor (float): Factor on every keypoint score, in
+            ``(0, 1]``. 1 (default) = the paper's eq. 8; the authors'
+            ``Poseur.get_p`` multiplies by 0.7 (set 0.7 to reproduce their
+            scores; it rescales instance scores, not the ranking within an
+            image nor the flip-fused coordinates, whose ``p ** 5`` weights
+            are normalised).
+        noise_sampling (str): How the perturbed queries of the noisy groups
+            are drawn: ``'joint'`` (default; the authors' code,
+            ``PoseurTransformer.ref_po_gua``): ``num_noise_groups *
+            num_noise_points`` of all ``num_noise_groups * K`` noisy queries
+            in one random permutation, so a group gets that many only on
+            average; ``'per_group'``: exactly ``num_noise_points`` keypoints
+            in every group (the spec's reading of the paper). Either way
+            the choice is shared by the whole batch.
+        init (str): Initialisation for training from scratch (see
+            :meth:`init_weights`): ``'intended'`` (default) = what the
+            authors' ``init_weights`` functions are written to do (zero
+            deformable-attention offset/weight matrices, gain-0.01 Xavier on
+            the coarse layers, the coordinate branches and the last sigma
+            layers); ``'authors'`` = what their code actually leaves (those
+            steps are overwritten or skipped: Xavier gain 1 on the
+            attention matrices and coarse layers, PyTorch's default init on
+            the coordinate branches and the first two sigma layers,
+            identical branches in every decoder layer).
         loss_coarse (dict): Loss of the coarse branch (one
             ``PoseurRLELoss``, with its own flow).
         loss_decoder (dict): Loss shared by all decoder layers.
         decoder (dict, optional): Codec, normally ``dict(type=
             'RegressionLabel', input_size=(w, h))``; needed by
             :meth:`predict`.
-        init_cfg (dict | list, optional): Unused by default:
-            :meth:`init_weights` follows the official initialisation.
+        init_cfg (dict | list, optional): Unused by default: when given
+            (e.g. ``Pretrained``), it replaces :meth:`init_weights`'s own
+            scheme.
 
     Test-time options (``test_cfg``): ``flip_test`` (bool) fuses the
     predictions of the crop and of its mirror with :func:`
-    fuse_flip_predictions`; ``shift_coords`` (bool, default True) moves the
-    mirrored x back by one input pixel (``x -> w - 1 - x`` for pixel
-    indices, see mmpose's ``flip_coordinates``).
+    fuse_flip_predictions`; ``shift_coords`` (bool, default True) mirrors
+    normalised x as ``1 - x - 1 / w`` (pixel ``x -> w - 1 - x``, mmpose's
+    ``flip_coordinates``), which matches how ``RegressionLabel``
+    normalises targets (pixel / w) and mmpose's image flip; ``False``
+    mirrors as ``1 - x``, the authors' ``fliplr_rle_regression`` (the
+    fused x then differs by ``w_f / (w + w_f)`` input px, ``w`` and ``w_f``
+    the two fusion weights: under 1 px).
 
     Instance scores are computed by the metric from the keypoint scores:
     ``CocoMetric(score_mode='bbox_rle')`` gives the official code's
@@ -332,6 +366,9 @@ class PoseurHead(BaseHead):
                  noise_variance: float = 0.2,
                  laplace_a: float = 0.2,
                  flip_power: float = 5.0,
+                 keypoint_score_factor: float = 1.0,
+                 noise_sampling: str = 'joint',
+                 init: str = 'intended',
                  loss_coarse: ConfigType = dict(type='PoseurRLELoss'),
                  loss_decoder: ConfigType = dict(type='PoseurRLELoss'),
                  decoder: OptConfigType = None,
@@ -361,6 +398,14 @@ class PoseurHead(BaseHead):
         _check_real('noise_variance', noise_variance, 0.0, math.inf)
         _check_real('laplace_a', laplace_a, 0.0, math.inf, low_open=True)
         _check_real('flip_power', flip_power, 0.0, math.inf)
+        _check_real('keypoint_score_factor', keypoint_score_factor, 0.0,
+                    1.0, low_open=True)
+        if noise_sampling not in NOISE_SAMPLINGS:
+            raise ValueError(f'Unknown noise_sampling {noise_sampling!r}; '
+                             f'expected one of {NOISE_SAMPLINGS}')
+        if init not in INITS:
+            raise ValueError(f'Unknown init {init!r}; expected one of '
+                             f'{INITS}')
 
         self.num_joints = num_joints
         self.in_channels = in_channels
@@ -372,6 +417,9 @@ class PoseurHead(BaseHead):
         self.noise_variance = float(noise_variance)
         self.laplace_a = float(laplace_a)
         self.flip_power = float(flip_power)
+        self.keypoint_score_factor = float(keypoint_score_factor)
+        self.noise_sampling = noise_sampling
+        self.init_scheme = init
 
         C = in_channels
         self.level_embeds = nn.Parameter(torch.zeros(num_feature_levels, C))
@@ -405,19 +453,42 @@ class PoseurHead(BaseHead):
     # ------------------------------------------------------------------
     # initialisation
     def init_weights(self):
-        """The official initialisation: Xavier-uniform for every matrix of
-        the transformer part, the attention layers' own init (radial
-        sampling-offset grid), normal level embeddings, and Xavier with gain
-        0.01 for the coordinate regressors (start near the references) and
-        the coarse and last sigma layers. The loss flows keep their own
-        initialisation. Skipped when ``init_cfg`` is given (e.g.
-        ``Pretrained``)."""
+        """Initialise the head (not the loss flows, which keep PyTorch's
+        default ``nn.Linear`` init as in the authors' code). Skipped when
+        ``init_cfg`` is given (e.g. ``Pretrained``). Two schemes, chosen
+        by the ``init`` argument:
+
+        ``'intended'``: what the authors' ``init_weights`` functions *say*:
+        Xavier-uniform for every matrix of the transformer part, the
+        attention layers' own Deformable-DETR init (zero sampling-offset and
+        attention-weight matrices, radial offset bias), N(0, 1) level
+        embeddings, and Xavier with gain 0.01 for every layer of the
+        coordinate branches and for the coarse and last sigma layers, so
+        that the first predictions sit near the references.
+
+        ``'authors'``: what the authors' code (aim-uofa/Poseur,
+        ``PoseurHead.init_weights`` -> ``PoseurTransformer.init_weights``)
+        actually leaves, see :meth:`_init_authors`.
+        """
         if self.init_cfg is not None:
             super().init_weights()
             return
+        if self.init_scheme == 'authors':
+            self._init_authors()
+        else:
+            self._init_intended()
+        self._is_init = True
+
+    def _head_matrices(self, skip=()):
+        """``(name, parameter)`` of every >= 2-D parameter of the head
+        outside the losses and outside the module prefixes in ``skip``."""
         for name, p in self.named_parameters():
-            if p.dim() > 1 and not name.startswith('loss_'):
-                nn.init.xavier_uniform_(p)
+            if p.dim() > 1 and not name.startswith(('loss_', ) + skip):
+                yield name, p
+
+    def _init_intended(self):
+        for _, p in self._head_matrices():
+            nn.init.xavier_uniform_(p)
         for layer in self.layers:
             layer.cross_attn.init_weights()
         nn.init.normal_(self.level_embeds)
@@ -429,13 +500,72 @@ class PoseurHead(BaseHead):
         small += [branch[-1] for branch in self.sigma_branches]
         for m in small:
             nn.init.xavier_uniform_(m.weight, gain=0.01)
-        self._is_init = True
+
+    def _init_authors(self):
+        """The authors' initialisation as it runs (read off aim-uofa/Poseur
+        ``poseur_head.py``, ``utils/transformer.py``,
+        ``ops/multi_scale_deform_attn.py``):
+
+        1. constructors: PyTorch default init everywhere; the deformable
+           attention (``MultiScaleDeformableAttention_post_value``) runs its
+           own Deformable-DETR init; the last sigma layer
+           (``Linear_with_norm``) and the coarse layers get Xavier gain 0.01
+           on their weights; ``_get_clones`` deep-copies ONE coordinate /
+           output / sigma branch per decoder layer, so all layers' branches
+           start identical;
+        2. ``PoseurTransformer.init_weights``: Xavier-uniform (gain 1) on
+           EVERY >= 2-D parameter of the transformer -- which also
+           overwrites the attention's zero ``sampling_offsets`` and
+           ``attention_weights`` matrices, the coarse layers' gain-0.01
+           weights, the class embedding and both value-projection
+           ``nn.Embedding`` tables (the ``(8*C, C/8)`` weight and the
+           ``(8, C/8)`` bias, each as one 2-D matrix); the loop that would
+           call the attention's ``init_weights`` again tests
+           ``isinstance(m, MultiScaleDeformableAttention)``, which the
+           Poseur attention is not, and the gain-0.01 loop over
+           ``fc_layers`` tests ``isinstance(m, nn.Linear)``, which
+           ``Linear_with_norm`` is not; level embeddings N(0, 1);
+        3. ``PoseurHead.init_weights``: the gain-0.01 loops over the
+           coordinate branches iterate over the ``nn.Sequential`` branches
+           and test ``isinstance(mm, nn.Linear)``: never true, so the
+           branches keep PyTorch's default init.
+
+        Biases keep their constructor values (PyTorch default, except the
+        attention's radial offset bias and zero attention-weight /
+        output-projection / self-attention biases).
+        """
+        # 1. constructor state, made explicit so it does not depend on what
+        # happened to the parameters before.
+        for name, m in self.named_modules():
+            if name.startswith('loss_') or m is self:
+                continue
+            if isinstance(m, (nn.Linear, nn.LayerNorm, nn.Embedding)):
+                m.reset_parameters()
+        # After the Linear resets: this zeroes out_proj's bias again.
+        for layer in self.layers:
+            layer.self_attn._reset_parameters()
+        for layer in self.layers:
+            layer.cross_attn.init_weights()
+        for branches in (self.coord_branches, self.coord_output_branches,
+                         self.sigma_branches):
+            for branch in branches[1:]:
+                branch.load_state_dict(branches[0].state_dict())
+        for branch in self.sigma_branches:
+            nn.init.xavier_uniform_(branch[-1].weight, gain=0.01)
+        # 2. the transformer's blanket Xavier (the branches live outside the
+        # authors' transformer module).
+        skip = ('coord_branches.', 'coord_output_branches.',
+                'sigma_branches.')
+        for _, p in self._head_matrices(skip):
+            nn.init.xavier_uniform_(p)
+        nn.init.normal_(self.level_embeds)
 
     # ------------------------------------------------------------------
     # forward
-    def _value_memory(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    def _value_memory(self, feats: Sequence[Tensor]) -> Tuple[Tensor, list]:
         """Flattened value memory ``(B, sum H_l W_l, C)`` = features + sine
-        PE + level embedding, and the ``(L, 2)`` spatial shapes."""
+        PE + level embedding, and the ``L`` spatial shapes ``(H_l, W_l)``
+        as Python ints."""
         values, shapes = [], []
         for lvl, feat in enumerate(feats):
             _, _, h, w = feat.shape
@@ -448,9 +578,9 @@ class PoseurHead(BaseHead):
                 feat.dtype)
             values.append(v.flatten(2).transpose(1, 2))
             shapes.append((h, w))
-        spatial_shapes = torch.as_tensor(
-            shapes, dtype=torch.long, device=feats[0].device)
-        return torch.cat(values, dim=1), spatial_shapes
+        # Python ints: the attention needs them as split sizes anyway, and
+        # a tensor would be read back with .tolist() (graph-export unsafe).
+        return torch.cat(values, dim=1), shapes
 
     def noisy_references(self, coarse: Tensor) -> Tensor:
         """References of the extra training groups.
@@ -460,18 +590,30 @@ class PoseurHead(BaseHead):
 
         Returns:
             Tensor: ``(B, S*K, 2)``, ``S = num_noise_groups`` copies of
-            ``coarse`` in which, per copy, ``num_noise_points`` keypoints
-            (the same for the whole batch) moved by Gaussian noise of
-            variance ``noise_variance`` clipped to ``[-1, 1]``, and the moved
-            positions clipped to ``[-0.7, 1.7]``. Other keypoints are exact
-            copies.
+            ``coarse`` in which ``S * num_noise_points`` of the ``S*K``
+            noisy queries (the same ones for the whole batch) moved by
+            Gaussian noise of variance ``noise_variance`` clipped to
+            ``[-1, 1]``, the moved positions clipped to ``[-0.7, 1.7]``.
+            Other keypoints are exact copies. Which queries move depends
+            on ``noise_sampling``: ``'joint'`` (the authors' code,
+            ``PoseurTransformer.ref_po_gua``: one random permutation of all
+            ``S*K`` noisy queries, so a group may get more or fewer than
+            ``num_noise_points``) or ``'per_group'`` (exactly
+            ``num_noise_points`` distinct keypoints in every group).
         """
         B, K, _ = coarse.shape
-        S = self.num_noise_groups
-        # A random subset of num_noise_points keypoints per group.
-        order = torch.rand(S, K, device=coarse.device).argsort(dim=1)
-        chosen = torch.zeros(S, K, dtype=torch.bool, device=coarse.device)
-        chosen.scatter_(1, order[:, :self.num_noise_points], True)
+        S, n = self.num_noise_groups, self.num_noise_points
+        if self.noise_sampling == 'joint':
+            order = torch.rand(S * K, device=coarse.device).argsort()
+            chosen = torch.zeros(S * K, dtype=torch.bool,
+                                 device=coarse.device)
+            chosen[order[:S * n]] = True
+            chosen = chosen.view(S, K)
+        else:
+            order = torch.rand(S, K, device=coarse.device).argsort(dim=1)
+            chosen = torch.zeros(S, K, dtype=torch.bool,
+                                 device=coarse.device)
+            chosen.scatter_(1, order[:, :n], True)
         noise = torch.randn(B, S, K, 2, device=coarse.device,
                             dtype=coarse.dtype)
         noise = (noise * math.sqrt(self.noise_variance)).clamp(-1.0, 1.0)
@@ -551,7 +693,15 @@ class PoseurHead(BaseHead):
         out = self.forward(feats)
         coords = out['coords'][-1, :, :self.num_joints]
         sigma = out['sigmas'][-1, :, :self.num_joints]
-        return coords, sigma, laplace_keypoint_scores(sigma, self.laplace_a)
+        return coords, sigma, self._scores(sigma)
+
+    def _scores(self, sigma: Tensor) -> Tensor:
+        """Keypoint scores ``(B, K)`` from sigmas ``(B, K, 2)``: the
+        Laplace mass (paper eq. 8) times ``keypoint_score_factor``."""
+        scores = laplace_keypoint_scores(sigma, self.laplace_a)
+        if self.keypoint_score_factor != 1.0:
+            scores = scores * self.keypoint_score_factor
+        return scores
 
     def predict(self,
                 feats,
@@ -590,7 +740,7 @@ class PoseurHead(BaseHead):
                 shift_coords=test_cfg.get('shift_coords', True),
                 input_size=meta['input_size'])
             f_sigma = f_sigma[:, flip_indices]
-            f_scores = laplace_keypoint_scores(f_sigma, self.laplace_a)
+            f_scores = self._scores(f_sigma)
             coords, scores = fuse_flip_predictions(coords, scores, f_coords,
                                                    f_scores, self.flip_power)
             sigma = (sigma + f_sigma) * 0.5

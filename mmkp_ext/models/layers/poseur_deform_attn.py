@@ -53,6 +53,7 @@ The same function as an MSDA ``value_proj`` (``nn.Linear``) has
 ``value_proj.bias = b.flatten()``.
 """
 import math
+from numbers import Integral
 from typing import Optional, Sequence, Union
 
 import torch
@@ -60,6 +61,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ['EMSDeformAttn', 'MSDeformAttn']
+
+
+def _is_int(v) -> bool:
+    """A Python int, or a 0-d integer tensor (what ``Tensor.shape`` yields
+    while a model is traced, e.g. by mmengine's FLOP counter)."""
+    if isinstance(v, Tensor):
+        return v.dim() == 0 and not v.is_floating_point() and \
+            v.dtype != torch.bool
+    return isinstance(v, Integral) and not isinstance(v, bool)
 
 
 class _DeformAttnBase(nn.Module):
@@ -132,13 +142,27 @@ class _DeformAttnBase(nn.Module):
         if value.dim() != 3 or value.shape[0] != B or value.shape[-1] != C:
             raise ValueError(f'value must have shape ({B}, N, {C}) to match '
                              f'query, got {tuple(value.shape)}')
-        shapes = torch.as_tensor(spatial_shapes)
-        if shapes.dim() != 2 or shapes.shape != (L, 2) or \
-                shapes.is_floating_point():
-            raise ValueError(f'spatial_shapes must be an integer tensor of '
-                             f'shape ({L}, 2) = num_levels x (H_l, W_l), got '
-                             f'{shapes.dtype} {tuple(shapes.shape)}')
-        hw = [(int(h), int(w)) for h, w in shapes.tolist()]
+        if isinstance(spatial_shapes, Tensor):
+            if spatial_shapes.dim() != 2 or \
+                    spatial_shapes.shape != (L, 2) or \
+                    spatial_shapes.is_floating_point():
+                raise ValueError(
+                    f'spatial_shapes must be an integer tensor of shape '
+                    f'({L}, 2) = num_levels x (H_l, W_l), got '
+                    f'{spatial_shapes.dtype} {tuple(spatial_shapes.shape)}')
+            hw = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+        else:
+            # Python ints stay Python ints (no tensor round trip): what
+            # graph exporters such as torch.onnx's dynamo path need.
+            hw = [tuple(s) for s in spatial_shapes]
+            if len(hw) != L or any(
+                    len(s) != 2 or not all(_is_int(v) for v in s)
+                    for s in hw):
+                raise ValueError(
+                    f'spatial_shapes must be {L} (H_l, W_l) pairs of ints '
+                    f'(or an integer tensor of shape ({L}, 2)), got '
+                    f'{spatial_shapes!r}')
+            hw = [(int(h), int(w)) for h, w in hw]
         if any(h < 1 or w < 1 for h, w in hw):
             raise ValueError(f'spatial_shapes must be positive, got {hw}')
         num_value = sum(h * w for h, w in hw)
@@ -245,7 +269,8 @@ class EMSDeformAttn(_DeformAttnBase):
             value (Tensor): (B, sum_l H_l*W_l, C) flattened level maps.
             reference_points (Tensor): (B, Q, 2) or (B, Q, L, 2), normalised
                 (x, y) in [0, 1].
-            spatial_shapes (Tensor): (L, 2) integer (H_l, W_l).
+            spatial_shapes (Tensor | Sequence): (L, 2) integer tensor of
+                (H_l, W_l), or L pairs of Python ints (export friendly).
             query_pos (Tensor, optional): (B, Q, C) added to the query to
                 predict offsets and weights.
             identity (Tensor, optional): (B, Q, C) residual; default

@@ -7,12 +7,24 @@ to [0, 1] of the model input), per keypoint and coordinate::
     log_phi = flow.log_prob(bar)                    # (B, K), one per keypoint
     nf     = log(sigma) - log_phi                   # log_phi for x and y
     logQ   = log(sigma * sqrt(2 pi)) + |y - mu| / (sqrt(2) * sigma + 1e-9)
-    loss   = loss_weight * sum_{b, k, xy} (nf + logQ) * w[b, k] / B
+    loss   = loss_weight * sum_{b, k, xy} (nf + logQ) * w[b, k] / N
 
 This is the authors' ``RLELoss_poseur`` with the head's ``nf_loss`` (aim-uofa/
-Poseur, ``mmpose/models/losses/rle_loss.py`` and ``heads/poseur_head.py``):
-the division is by the batch size only, not by the number of (visible)
-keypoints, and the flow's prior is ``N((0.5, 0.5), I)``. mmpose 1.x's
+Poseur, ``mmpose/models/losses/rle_loss.py`` and ``heads/poseur_head.py``),
+the flow's prior is ``N((0.5, 0.5), I)``. The divisor ``N`` differs between
+the authors' releases (option ``normalize``):
+
+* ``'batch'`` (default): ``N = B``, the batch size only, not the number of
+  (visible) keypoints -- ``loss.sum() / len(loss)`` of the original release
+  (July 2022, the code of the paper's models, up to the MPII refactor of
+  January 2023);
+* ``'batch_queries'``: ``N = B * K``, ``K`` the number of predictions per
+  sample (``K * (1 + S)`` with ``S`` noisy query groups) --
+  ``loss.sum() / (loss.shape[0] * loss.shape[1])`` of the later code (from
+  the Poseur3D commit of February 2023 on).
+
+Both divide only when some weight is non-zero (an all-zero-weight batch
+gives 0 either way). mmpose 1.x's
 ``RLELoss`` differs (Laplace term, zero-mean prior), hence a separate loss.
 
 Numerical safety (beyond the reference code):
@@ -140,16 +152,27 @@ class PoseurRLELoss(nn.Module):
         sigma_min (float): lower clamp on ``sigma`` (default 1e-9).
         num_couplings (int): coupling layers of the flow (6).
         prior_mean (float): mean of the flow's Gaussian prior (0.5).
+        normalize (str): ``'batch'`` (divide by the batch size, the original
+            release; default) or ``'batch_queries'`` (divide by batch size x
+            predictions per sample, the later release); see the module
+            docstring.
     """
+
+    NORMALIZE = ('batch', 'batch_queries')
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  sigma_min: float = 1e-9,
                  num_couplings: int = 6,
-                 prior_mean: float = 0.5):
+                 prior_mean: float = 0.5,
+                 normalize: str = 'batch'):
         super().__init__()
         if not sigma_min > 0:
             raise ValueError(f'sigma_min must be > 0, got {sigma_min}')
+        if normalize not in self.NORMALIZE:
+            raise ValueError(f'normalize must be one of {self.NORMALIZE}, '
+                             f'got {normalize!r}')
+        self.normalize = normalize
         self.loss_weight = float(loss_weight)
         self.sigma_min = float(sigma_min)
         self.flow = PoseurRealNVP(num_couplings, prior_mean)
@@ -180,7 +203,9 @@ class PoseurRLELoss(nn.Module):
             raise ValueError(f'target_weight must have shape (B, K) = '
                              f'{tuple(pred.shape[:2])}, got '
                              f'{tuple(target_weight.shape)}')
-        batch_size = pred.shape[0]
+        divisor = pred.shape[0]
+        if self.normalize == 'batch_queries':
+            divisor *= pred.shape[1]
         dtype = torch.promote_types(pred.dtype, torch.float32)
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred = pred.to(dtype)
@@ -197,4 +222,4 @@ class PoseurRLELoss(nn.Module):
             per_coord = (nf + log_q) * weight[..., None]
             per_coord = torch.where(valid, per_coord,
                                     torch.zeros_like(per_coord))
-            return per_coord.sum() / batch_size * self.loss_weight
+            return per_coord.sum() / divisor * self.loss_weight

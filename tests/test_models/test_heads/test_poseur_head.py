@@ -95,7 +95,7 @@ def test_inverse_sigmoid_clamps():
 
 def test_noisy_reference_statistics():
     head = make_head(num_joints=17, num_noise_groups=3, num_noise_points=4,
-                     noise_variance=0.2)
+                     noise_variance=0.2, noise_sampling='per_group')
     B = 4000
     coarse = torch.full((B, 17, 2), 0.5)
     coarse[:, 16] = torch.tensor([1.5, -0.6])  # near the position clips
@@ -142,6 +142,164 @@ def test_noisy_reference_statistics():
         choices |= {tuple(m[g].nonzero().flatten().tolist())
                     for g in range(3)}
     assert len(choices) > 3
+
+
+def test_noise_sampling_joint_is_the_authors_draw():
+    """noise_sampling='joint' (default, the authors' ref_po_gua): S*n of the
+    S*K noisy queries drawn without replacement, jointly: the number in one
+    group is hypergeometric (K of S*K, S*n drawn), the total is always S*n,
+    the same queries for the whole batch."""
+    Kj, S, n = 6, 3, 2
+    head = make_head(num_joints=Kj, num_noise_groups=S, num_noise_points=n)
+    assert head.noise_sampling == 'joint'
+    coarse = torch.full((3, Kj, 2), 0.5)
+    torch.manual_seed(1)
+    draws = 3000
+    counts = np.zeros((draws, S), dtype=int)
+    for i in range(draws):
+        moved = (head.noisy_references(coarse).reshape(3, S, Kj, 2) !=
+                 coarse[:, None]).any(-1)
+        assert torch.equal(moved, moved[:1].expand_as(moved))
+        counts[i] = moved[0].sum(-1).numpy()
+    assert (counts.sum(1) == S * n).all()
+    pmf = stats.hypergeom(S * Kj, Kj, S * n).pmf(np.arange(S * n + 1))
+    freq = np.bincount(counts.ravel(), minlength=S * n + 1) / counts.size
+    np.testing.assert_allclose(freq, pmf, atol=0.02)
+    assert pmf[n] < 0.5  # far from 'exactly n per group'
+    # per_group: exactly n in every group
+    head.noise_sampling = 'per_group'
+    moved = (head.noisy_references(coarse).reshape(3, S, Kj, 2) !=
+             coarse[:, None]).any(-1)
+    assert (moved.sum(-1) == n).all()
+
+
+def test_reference_gradient_through_inverse_sigmoid():
+    """ref_1 = sigmoid(branch_1(q_1) + logit(ref_0)) keeps the gradient of
+    ref_0 (not detached). With layer 1's cross-attention output projection
+    zeroed (q_1 does not see where ref_0 samples) and layer 1's output
+    branch zeroed (coords_1 = ref_1), the gradient of sum(coords_1) with
+    respect to the bias of layer 0's coordinate branch is, per axis,
+    sum over queries of ref_1 (1 - ref_1): d logit(sigmoid(z)) / dz = 1."""
+    head = make_head().eval()
+    with torch.no_grad():
+        head.coarse_coord.linear.bias.copy_(torch.linspace(0.1, 0.9, 2 * K))
+        head.layers[1].cross_attn.output_proj.weight.zero_()
+        head.coord_output_branches[1][-1].weight.zero_()
+        head.coord_output_branches[1][-1].bias.zero_()
+        head.coord_branches[0][-1].bias.copy_(torch.tensor([0.3, -0.2]))
+    out = head(make_feats(2))
+    ref1 = out['coords'][1].detach()
+    assert ((ref1 > 0.01) & (ref1 < 0.99)).all()
+    out['coords'][1].sum().backward()
+    grad = head.coord_branches[0][-1].bias.grad
+    expect = (ref1 * (1 - ref1)).sum(dim=(0, 1))
+    torch.testing.assert_close(grad, expect, atol=1e-6, rtol=1e-5)
+
+
+def _xavier_std(p, gain=1.0):
+    fan_out, fan_in = p.shape[0], p.shape[1]
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+@pytest.mark.parametrize('init', ['intended', 'authors'])
+def test_init_statistics(init):
+    """What each init scheme leaves, checked on std ranges (C = 256 so the
+    estimates are tight): 'intended' = the documented one, 'authors' = the
+    authors' code as it runs (see PoseurHead._init_authors)."""
+    torch.manual_seed(0)
+    Cb, Kb, L, P, M = 256, 17, 4, 4, 8
+    head = PoseurHead(num_joints=Kb, in_channels=Cb, num_feature_levels=L,
+                      num_decoder_layers=2, num_heads=M, num_points=P,
+                      init=init)
+    # matrices start from something no scheme leaves, so every step shows
+    with torch.no_grad():
+        for name, p in head.named_parameters():
+            if p.dim() > 1 and not name.startswith('loss_'):
+                p.fill_(3.0)
+    head.init_weights()
+    prm = dict(head.named_parameters())
+
+    def std(name):
+        return prm[name].std().item()
+
+    def close(name, value, rel=0.12):
+        assert std(name) == pytest.approx(value, rel=rel), name
+
+    att = 'layers.0.cross_attn.'
+    default_std = 1.0 / math.sqrt(3 * Cb)  # nn.Linear's kaiming(a=sqrt 5)
+    # Common to both: radial offset bias, zero attention biases, N(0, 1)
+    # level embeddings, Xavier query projection, zero self-attn biases.
+    bias = prm[att + 'sampling_offsets.bias'].view(M, L, P, 2)
+    assert bias[0, 0, :, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert bias[2, 1, 1].tolist() == pytest.approx([0.0, 2.0], abs=1e-6)
+    assert not prm[att + 'attention_weights.bias'].any()
+    assert not prm['layers.1.self_attn.out_proj.bias'].any()
+    assert not prm['layers.1.self_attn.in_proj_bias'].any()
+    close('level_embeds', 1.0, rel=0.15)
+    close('query_proj.weight', _xavier_std(prm['query_proj.weight']))
+    close('class_embed.weight', _xavier_std(prm['class_embed.weight']))
+    close('layers.1.ffn_in.weight', _xavier_std(prm['layers.1.ffn_in.weight']))
+    if init == 'intended':
+        for name in ('sampling_offsets.weight', 'attention_weights.weight',
+                     'value_proj_bias'):
+            assert not prm[att + name].any(), name
+        close(att + 'value_proj_weight',
+              math.sqrt(2.0 / (Cb + Cb // M)))  # per head C -> C/M
+        for name in ('coarse_coord.linear.weight', 'coarse_sigma.weight',
+                     'coord_branches.1.0.weight',
+                     'coord_output_branches.0.4.weight',
+                     'sigma_branches.1.2.weight'):
+            close(name, _xavier_std(prm[name], gain=0.01))
+        close('sigma_branches.1.0.weight',
+              _xavier_std(prm['sigma_branches.1.0.weight']))
+        assert not torch.equal(prm['coord_branches.0.0.weight'],
+                               prm['coord_branches.1.0.weight'])
+    else:
+        for name in ('sampling_offsets.weight', 'attention_weights.weight',
+                     'value_proj_weight', 'value_proj_bias'):
+            close(att + name, _xavier_std(prm[att + name]), rel=0.15)
+        close('coarse_coord.linear.weight',
+              _xavier_std(prm['coarse_coord.linear.weight']))
+        close('coarse_sigma.weight', _xavier_std(prm['coarse_sigma.weight']))
+        for name in ('coord_branches.1.0.weight', 'coord_branches.1.2.weight',
+                     'coord_output_branches.0.2.weight',
+                     'sigma_branches.1.0.weight',
+                     'sigma_branches.1.1.weight'):
+            close(name, default_std)
+        # last layers (2 outputs): default bound 1/sqrt(C), few entries
+        for name in ('coord_branches.0.4.weight',
+                     'coord_output_branches.1.4.weight'):
+            w = prm[name]
+            assert w.abs().max() <= 1 / math.sqrt(Cb) + 1e-7
+            assert w.std().item() > 0.5 * default_std
+        close('sigma_branches.1.2.weight',
+              _xavier_std(prm['sigma_branches.1.2.weight'], gain=0.01),
+              rel=0.3)
+        assert prm['coord_branches.0.0.bias'].abs().max() <= \
+            1 / math.sqrt(Cb)
+        # deep copies of one branch: all layers start identical
+        for prefix in ('coord_branches', 'coord_output_branches',
+                       'sigma_branches'):
+            for k in ('0.weight', '2.bias'):
+                assert torch.equal(prm[f'{prefix}.0.{k}'],
+                                   prm[f'{prefix}.1.{k}'])
+
+
+def test_keypoint_score_factor():
+    """keypoint_score_factor=0.7 (the official get_p) scales every
+    keypoint score; coordinates are unchanged."""
+    torch.manual_seed(0)
+    a = make_head().eval()
+    b = make_head(keypoint_score_factor=0.7).eval()
+    b.load_state_dict(a.state_dict())
+    feats = make_feats(2)
+    with torch.no_grad():
+        pa = a.predict(feats, samples(2), test_cfg={})
+        pb = b.predict(feats, samples(2), test_cfg={})
+    for x, y in zip(pa, pb):
+        np.testing.assert_allclose(y.keypoint_scores, 0.7 * x.keypoint_scores,
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(y.keypoints, x.keypoints)
 
 
 def test_noise_groups_only_in_training_and_isolated():
@@ -333,6 +491,10 @@ def test_emsda_and_msda_heads_agree_with_zero_value_bias():
     (dict(laplace_a=0.0), 'laplace_a'),
     (dict(num_decoder_layers=0), 'num_decoder_layers'),
     (dict(noise_variance=-1.0), 'noise_variance'),
+    (dict(noise_sampling='per_batch'), 'noise_sampling'),
+    (dict(init='xavier'), 'init'),
+    (dict(keypoint_score_factor=0.0), 'keypoint_score_factor'),
+    (dict(keypoint_score_factor=1.5), 'keypoint_score_factor'),
 ])
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):

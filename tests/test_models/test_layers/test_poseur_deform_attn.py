@@ -250,6 +250,21 @@ def test_identity_dropout_and_bf16_autocast(cls):
                                                             SHAPES))
 
 
+@pytest.mark.parametrize('cls', [EMSDeformAttn, MSDeformAttn])
+def test_shapes_as_python_ints(cls):
+    """Level shapes as Python int pairs (what graph exporters need: no
+    tensor read back with .tolist()) give the same result as the tensor."""
+    torch.manual_seed(0)
+    layer = cls(16, 4, 2, 2, dropout=0.0)
+    with torch.no_grad():
+        layer.sampling_offsets.weight.normal_(std=0.5)
+    q, v, ref, pos = random_inputs()
+    ints = [(4, 6), (2, 3)]
+    torch.testing.assert_close(layer(q, v, ref, ints, query_pos=pos),
+                               layer(q, v, ref, SHAPES, query_pos=pos),
+                               atol=0, rtol=0)
+
+
 def test_argument_errors():
     layer = EMSDeformAttn(16, 4, 2, 2)
     q, v, ref, pos = random_inputs()
@@ -265,6 +280,10 @@ def test_argument_errors():
         layer(q, v, ref, SHAPES[:1])
     with pytest.raises(ValueError, match='spatial_shapes must be an integer'):
         layer(q, v, ref, SHAPES.float())
+    with pytest.raises(ValueError, match=r'2 \(H_l, W_l\) pairs of ints'):
+        layer(q, v, ref, [(4, 6)])
+    with pytest.raises(ValueError, match=r'pairs of ints'):
+        layer(q, v, ref, [(4.0, 6), (2, 3)])
     with pytest.raises(ValueError, match='reference_points must have shape'):
         layer(q, v, ref[..., :1], SHAPES)
     with pytest.raises(ValueError, match='reference_points must have shape'):

@@ -90,6 +90,11 @@ def test_loss_hand_values_identity_flow():
     got = loss(pred, sigma, target, weight)
     assert got.dtype == torch.float32
     assert abs(float(got.detach()) - expect) < 1e-4 * max(1.0, abs(expect))
+    # The later release divides by batch x predictions (2 x 2).
+    loss.normalize = 'batch_queries'
+    got_q = float(loss(pred, sigma, target, weight).detach())
+    assert abs(got_q - total / 4) < 1e-4 * max(1.0, abs(total / 4))
+    loss.normalize = 'batch'
     # loss_weight scales it.
     loss.loss_weight = 2.5
     scaled = float(loss(pred, sigma, target, weight).detach())
@@ -119,6 +124,17 @@ def test_loss_matches_formula_random_flow():
     got2 = loss(pred.repeat(1, 2, 1), sigma.repeat(1, 2, 1),
                 target.repeat(1, 2, 1), weight.repeat(1, 2))
     torch.testing.assert_close(got2, 2 * expect, atol=1e-9, rtol=1e-9)
+    # normalize='batch_queries' (the authors' code from February 2023 on)
+    # divides by B * K instead: doubling K leaves it unchanged.
+    loss.normalize = 'batch_queries'
+    got_q = loss(pred, sigma, target, weight)
+    torch.testing.assert_close(got_q, expect * B / (B * K), atol=1e-9,
+                               rtol=1e-9)
+    got_q2 = loss(pred.repeat(1, 2, 1), sigma.repeat(1, 2, 1),
+                  target.repeat(1, 2, 1), weight.repeat(1, 2))
+    torch.testing.assert_close(got_q2, got_q, atol=1e-9, rtol=1e-9)
+    with pytest.raises(ValueError, match='normalize'):
+        PoseurRLELoss(normalize='keypoints')
 
 
 def test_numerical_safety():
