@@ -101,12 +101,16 @@ def test_export_matches_torch_and_decodes_equal(family, tmp_path):
                                    atol=1e-4)
 
 
-def test_dynamo_exporter(tmp_path):
+@pytest.mark.parametrize('family', ['soft_argmax', 'poseur'])
+def test_dynamo_exporter(family, tmp_path):
+    """torch's default (torch.export-based) exporter: Poseur's deformable
+    attention takes its level shapes as Python ints (no ``.tolist()`` of a
+    tensor), so it exports too."""
     pytest.importorskip('onnxscript',
                         reason='the dynamo exporter needs onnxscript')
-    model = _model(FAMILIES['soft_argmax'])
+    model = _model(FAMILIES[family])
     shape = network_input_shape(model.cfg)
-    out = str(tmp_path / 'sa.onnx')
+    out = str(tmp_path / f'{family}.onnx')
     export_onnx(model, out, shape, dynamo=True)
     x = torch.randn(*shape)
     with torch.no_grad():
