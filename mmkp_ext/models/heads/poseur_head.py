@@ -33,13 +33,11 @@ decoder layers). Keypoint scores come from the Laplace approximation of the
 predicted distribution (paper eq. 8).
 """
 import math
-from numbers import Integral, Real
-from typing import List, Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpose.evaluation.functional import keypoint_pck_accuracy
@@ -48,11 +46,12 @@ from mmpose.models.utils.tta import flip_coordinates
 from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.utils.tensor_utils import to_numpy
 
-from ..utils import refuse_mismatched_shapes, sanitize_outputs
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                  Predictions)
 
+from ...utils.validation import check_int, check_real
 from ..layers.poseur_deform_attn import EMSDeformAttn, MSDeformAttn
+from ..utils import refuse_mismatched_shapes, sanitize_outputs
 
 __all__ = [
     'PoseurHead', 'NormalisedLinear', 'inverse_sigmoid', 'sine_point_encoding',
@@ -256,23 +255,6 @@ def _mlp(channels: int, out: int, activation: bool) -> nn.Sequential:
         nn.Linear(channels, out))
 
 
-def _check_int(name, value, minimum):
-    if (isinstance(value, bool) or not isinstance(value, Integral)
-            or value < minimum):
-        raise ValueError(f'{name} must be an integer >= {minimum}, got '
-                         f'{value!r}')
-
-
-def _check_real(name, value, low, high, low_open=False):
-    ok = (not isinstance(value, bool) and isinstance(value, Real)
-          and math.isfinite(value)
-          and (value > low if low_open else value >= low) and value <= high)
-    if not ok:
-        bracket = '(' if low_open else '['
-        raise ValueError(f'{name} must be a number in {bracket}{low}, '
-                         f'{high}], got {value!r}')
-
-
 @MODELS.register_module()
 class PoseurHead(BaseHead):
     """Poseur's query-decoder regression head (see the module docstring).
@@ -375,15 +357,15 @@ class PoseurHead(BaseHead):
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
         refuse_mismatched_shapes(self)
-        _check_int('num_joints', num_joints, 1)
-        _check_int('in_channels', in_channels, 2)
-        _check_int('num_feature_levels', num_feature_levels, 1)
-        _check_int('num_decoder_layers', num_decoder_layers, 1)
-        _check_int('num_heads', num_heads, 1)
-        _check_int('num_points', num_points, 1)
-        _check_int('feedforward_channels', feedforward_channels, 1)
-        _check_int('num_noise_groups', num_noise_groups, 0)
-        _check_int('num_noise_points', num_noise_points, 0)
+        check_int('num_joints', num_joints, 1)
+        check_int('in_channels', in_channels, 2)
+        check_int('num_feature_levels', num_feature_levels, 1)
+        check_int('num_decoder_layers', num_decoder_layers, 1)
+        check_int('num_heads', num_heads, 1)
+        check_int('num_points', num_points, 1)
+        check_int('feedforward_channels', feedforward_channels, 1)
+        check_int('num_noise_groups', num_noise_groups, 0)
+        check_int('num_noise_points', num_noise_points, 0)
         if in_channels % 4 or in_channels % num_heads:
             raise ValueError(
                 f'in_channels ({in_channels}) must be divisible by 4 (sine '
@@ -394,11 +376,11 @@ class PoseurHead(BaseHead):
         if cross_attention not in CROSS_ATTENTIONS:
             raise ValueError(f'Unknown cross_attention {cross_attention!r}; '
                              f'expected one of {sorted(CROSS_ATTENTIONS)}')
-        _check_real('dropout', dropout, 0.0, 1.0)
-        _check_real('noise_variance', noise_variance, 0.0, math.inf)
-        _check_real('laplace_a', laplace_a, 0.0, math.inf, low_open=True)
-        _check_real('flip_power', flip_power, 0.0, math.inf)
-        _check_real('keypoint_score_factor', keypoint_score_factor, 0.0,
+        check_real('dropout', dropout, 0.0, 1.0)
+        check_real('noise_variance', noise_variance, 0.0)
+        check_real('laplace_a', laplace_a, 0.0, low_open=True)
+        check_real('flip_power', flip_power, 0.0)
+        check_real('keypoint_score_factor', keypoint_score_factor, 0.0,
                     1.0, low_open=True)
         if noise_sampling not in NOISE_SAMPLINGS:
             raise ValueError(f'Unknown noise_sampling {noise_sampling!r}; '
