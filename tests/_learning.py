@@ -219,11 +219,11 @@ def topdown_batches(info: dict, codec: dict, batch_size: int = 64):
     return dataset.metainfo, collate(dataset, batch_size)
 
 
-def coco_ap(result: FitResult, batches, info: dict, meta: dict,
+def coco_ap(model: torch.nn.Module, batches, info: dict, meta: dict,
             **metric_kwargs) -> float:
-    """coco/AP (mmpose's CocoMetric) of the fitted model on the images it
-    was trained on (the train split's annotations)."""
-    metrics = evaluate(result.model, batches,
+    """coco/AP (mmpose's CocoMetric) of ``model`` on the images it was
+    trained on (the train split's annotations)."""
+    metrics = evaluate(model, batches,
                        dict(type='CocoMetric',
                             ann_file=info['train_ann_file'],
                             **metric_kwargs), meta)

@@ -10,7 +10,7 @@ import pytest
 from _learning import PREPROCESSOR, coco_ap, fit, topdown_batches
 
 #: Training steps (full batches) and learning rate.
-STEPS, LR = 60, 3e-3
+STEPS, LR = 100, 5e-3
 #: The loss must fall by at least this fraction (mean of the last 3 steps
 #: against the first 3).
 MIN_LOSS_DROP = 0.5
@@ -18,8 +18,12 @@ MIN_LOSS_DROP = 0.5
 #: lr=0 control must stay below.
 MIN_AP = 0.3
 
+#: Unbiased (DARK) encoding and decoding: with 12x16 heatmaps the plain
+#: argmax + quarter-pixel shift decoding is too coarse for OKS on these small
+#: people (coco/AP stayed at 0.12-0.14 from 100 to 300 steps while the loss
+#: kept falling); DARK reaches 0.96 at 100 steps.
 CODEC = dict(type='MSRAHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
-             sigma=1.5)
+             sigma=1.5, unbiased=True, blur_kernel_size=3)
 MODEL = dict(
     type='TopdownPoseEstimator',
     data_preprocessor=PREPROCESSOR,
@@ -33,12 +37,24 @@ MODEL = dict(
     test_cfg=dict(flip_test=False))
 
 
+def prepare(info):
+    """(metainfo, training batches, prediction batches) of the fitted
+    people (top-down crops with the codec's targets)."""
+    meta, batches = topdown_batches(info, CODEC)
+    return meta, batches, batches
+
+
+def score(model, batches, info, meta):
+    """coco/AP of ``model`` on the fitted images."""
+    return coco_ap(model, batches, info, meta)
+
+
 def run(info, seed=0, lr=LR, steps=STEPS):
     """Train with ``seed`` / ``lr``; return (FitResult, coco/AP on the
     training images)."""
-    meta, batches = topdown_batches(info, CODEC)
-    result = fit(MODEL, batches, steps, lr, seed=seed)
-    return result, coco_ap(result, batches, info, meta)
+    meta, train, test = prepare(info)
+    result = fit(MODEL, train, steps, lr, seed=seed)
+    return result, score(result.model, test, info, meta)
 
 
 def DATA(toy_dataset):
