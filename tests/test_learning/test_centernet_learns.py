@@ -6,14 +6,34 @@ garment categories on a 32-keypoint list; 64x64 input, 16x16 outputs).
 Predictions are decoded with the codec's Gaussian rescoring and scored by
 MultiCategoryCocoMetric (per-category keypoint ranges) on the same images.
 
-MEASURED
+Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
+--tests centernet`` (120 steps, Adam 5e-3, full batch of the 12 images;
+CPU seconds of the run, data preparation, training and evaluation; wall
+times on the shared 2-core machine under load 12-15 were 8-13x longer and
+say nothing):
+
+=============  =========  ===============  =======
+run            loss drop  toy_fashion/AP   CPU
+=============  =========  ===============  =======
+seed 0         0.975      0.971            9.7 s
+seed 1         0.975      0.994            8.8 s
+seed 2         0.974      0.976            9.0 s
+seed 0, lr=0   0.000      0.000            3.6 s
+=============  =========  ===============  =======
+
+Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.47 AP below the worst
+seed and 0.5 above the control.
 """
 import pytest
 from _learning import PREPROCESSOR, bottomup_batches, evaluate, fit
 
 STEPS, LR = 120, 5e-3
-MIN_LOSS_DROP = 0.5
-MIN_AP = 0.2
+#: The loss must fall by at least this fraction (mean of the last 3 steps
+#: against the first 3).
+MIN_LOSS_DROP = 0.8
+#: toy_fashion/AP on the fitted images that the trained model must reach
+#: and the lr=0 control must stay below.
+MIN_AP = 0.5
 
 INPUT = (64, 64)
 CODEC = dict(type='GroupedCenterNetLabel', input_size=INPUT,

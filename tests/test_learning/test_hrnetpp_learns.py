@@ -11,7 +11,11 @@ import pytest
 from _learning import PREPROCESSOR, coco_ap, fit, topdown_batches
 
 STEPS, LR = 120, 5e-3
-MIN_LOSS_DROP = 0.5
+#: The loss must fall by at least this fraction (mean of the last 3 steps
+#: against the first 3).
+MIN_LOSS_DROP = 0.7
+#: coco/AP on the fitted images that the trained model must reach and the
+#: lr=0 control must stay below.
 MIN_AP = 0.3
 
 CODEC = dict(type='RegressionLabel', input_size=(64, 64))

@@ -15,8 +15,10 @@ from _learning import PREPROCESSOR, coco_ap, fit, topdown_batches
 
 STEPS, LR = 150, 5e-3
 #: The summed RLE losses (3 terms) must fall by at least this many nats.
-MIN_LOSS_FALL = 2.0
-MIN_AP = 0.3
+MIN_LOSS_FALL = 500.0
+#: coco/AP on the fitted images that the trained model must reach and the
+#: lr=0 control must stay below.
+MIN_AP = 0.02
 
 #: fit() options: a short warm-up (transformer decoder).
 FIT_KW = dict(warmup=10)

@@ -9,7 +9,7 @@ ensemble without TTA, soft-argmax + TTA) differ from those only in the
 backbone or test_cfg; they are checked in-process: one training step of the
 baseline on a real batch of the config's pipeline, and predictions of the
 other two from the merged / fine-tuned checkpoints on the val batch.
-Each training run is one epoch of two iterations with one validation:
+Each training run is one epoch (3 iterations) with one validation:
 finite losses at every iteration and CocoMetric's names are read from
 mmengine's scalars.json, and the ensemble's dumped predictions must lie in
 image pixels. Whether HRNet++ learns is tests/test_learning/'s concern.
@@ -19,7 +19,7 @@ import os.path as osp
 import numpy as np
 import torch
 from _helpers import (REPO_ROOT, check_dumped_predictions,
-                      check_metric_names, check_training_scalars,
+                      check_metric_names, check_training_scalars, load_json,
                       read_scalars, run_python)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -84,7 +84,10 @@ def test_toy_configs_train_and_test_with_stock_tools(tmp_path):
     out = run_python(['tools/train.py', HEATMAP, '--work-dir', str(hm_dir),
                       '--cfg-options', *_train_options(root)]).stdout
     assert 'Epoch(train)' in out and 0.0 <= parse_metric(out) <= 1.0
-    check_training_scalars(hm_dir, 2, ('loss_kpt', ))  # 6 images, batch 4
+    # one iteration per 4 training people (top-down samples are people)
+    iters = -(-len(load_json(osp.join(root, 'annotations',
+                                      'train.json'))['annotations']) // 4)
+    check_training_scalars(hm_dir, iters, ('loss_kpt', ))
     check_metric_names(read_scalars(hm_dir)[1][0], 'coco')
     hm_ckpt = hm_dir / 'epoch_1.pth'
     keys = _load_checkpoint(str(hm_ckpt))['state_dict']
@@ -99,7 +102,7 @@ def test_toy_configs_train_and_test_with_stock_tools(tmp_path):
                       f'load_from={hm_ckpt}']).stdout
     assert f'Load checkpoint from {hm_ckpt}' in out
     assert 0.0 <= parse_metric(out) <= 1.0
-    check_training_scalars(sa_dir, 2, ('loss_kpt', ))
+    check_training_scalars(sa_dir, iters, ('loss_kpt', ))
     check_metric_names(read_scalars(sa_dir)[1][0], 'coco')
     sa_ckpt = sa_dir / 'epoch_1.pth'
 
