@@ -148,15 +148,18 @@ def check_metric_names(record, prefix, extra=()):
 
 def check_dumped_predictions(dump_path, ann_file, num_keypoints,
                              topdown_input_size=None, topdown_padding=1.25,
-                             margin=2.0):
-    """test.py's ``--dump`` pickle holds one prediction per image / person
-    of ``ann_file``, with keypoints ``(N, K, 2)`` in the pixels of their
-    original image: inside the image (+- ``margin`` px), and for a top-down
-    model (``topdown_input_size`` = its ``(w, h)`` input) inside the crop
-    of its person: the box grown by ``topdown_padding`` (GetBBoxCenterScale)
-    and widened to the input's aspect ratio (TopdownAffine), so they were
-    mapped back through that crop, not left in input coordinates. Returns
-    the dumped list."""
+                             margin=2.0, bounded=True):
+    """test.py's ``--dump`` pickle holds one prediction per image (per
+    person for a top-down model) of ``ann_file``, with finite keypoints
+    ``(N, K, 2)`` and scores ``(N, K)``. With ``bounded`` (a decoder whose
+    outputs cannot leave its maps: heatmap argmax, soft-argmax) they are in
+    the pixels of their original image: for a top-down model
+    (``topdown_input_size`` = its ``(w, h)`` input) inside the crop of its
+    person (+- ``margin`` px): the box grown by ``topdown_padding``
+    (GetBBoxCenterScale) and widened to the input's aspect ratio
+    (TopdownAffine), so they were mapped back through that crop, not left
+    in input coordinates (the crop may reach past the image border); for a
+    bottom-up model inside the image. Returns the dumped list."""
     import pickle
     with open(dump_path, 'rb') as f:
         dumped = pickle.load(f)
@@ -171,10 +174,14 @@ def check_dumped_predictions(dump_path, ann_file, num_keypoints,
         assert kpts.ndim == 3 and kpts.shape[1:] == (num_keypoints, 2)
         assert scores.shape == kpts.shape[:2]
         assert np.isfinite(kpts).all()
-        w, h = sizes[d['img_id']]
-        assert np.all(kpts >= -margin) and np.all(kpts[..., 0] <= w + margin)
-        assert np.all(kpts[..., 1] <= h + margin)
-        if topdown_input_size is not None:
+        if not bounded:
+            continue
+        if topdown_input_size is None:
+            w, h = sizes[d['img_id']]
+            assert np.all(kpts >= -margin)
+            assert np.all(kpts[..., 0] <= w + margin)
+            assert np.all(kpts[..., 1] <= h + margin)
+        else:
             x0, y0, x1, y1 = np.asarray(
                 d['pred_instances']['bboxes'], dtype=float).reshape(-1, 4).T
             c = np.stack([(x0 + x1) / 2, (y0 + y1) / 2], -1)[:, None]

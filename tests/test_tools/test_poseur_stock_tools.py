@@ -97,9 +97,11 @@ def test_toy_persons_train_then_test(tmp_path):
     assert len(val_ap) == 1 and len(test_ap) == 1
     assert 0.0 <= test_ap[0] <= 1.0
     assert test_ap[0] == val_ap[0]
-    # predictions in image pixels, inside each person's 96x128 crop
+    # one finite prediction per person; a regression head after one
+    # iteration may point outside its crop, so no bounds here (the mapping
+    # to image pixels is checked on heatmap / soft-argmax models)
     check_dumped_predictions(work / 'preds.pkl', f'{r}annotations/val.json',
-                             17, topdown_input_size=(96, 128))
+                             17, topdown_input_size=(96, 128), bounded=False)
 
 
 def _official_state_dict_builder():
