@@ -6,7 +6,8 @@ fits the people of 12 generated 64 px toy-persons images (top-down, 64x64
 crops of the ground-truth boxes).
 
 Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
---tests hrnetpp`` (120 steps, Adam 5e-3, full batch of the 39 people; CPU seconds of the run: data preparation,
+--tests hrnetpp`` (120 steps, Adam 5e-3, full batch of the 39 people;
+CPU seconds of the run: data preparation,
 training and evaluation; wall times on the shared 2-core machine under load
 12-15 were 7-13x longer and say nothing):
 

@@ -1,7 +1,7 @@
 """Poseur learns: a tiny ResNet-18 (widths 16-128) with a ChannelMapper to
 32 channels and PoseurHead (2 decoder layers, EMSDA cross-attention, RLE
 losses on the coarse and decoded coordinates, noisy query groups as in
-training) on RegressionLabel fits the people of 12 generated 64 px
+training) on RegressionLabel fits the people of 8 generated 64 px
 toy-persons images (top-down, 64x48 crops of the ground-truth boxes).
 
 The RLE loss is a negative log-likelihood and goes below zero as the model
@@ -9,7 +9,8 @@ fits, so the loss criterion is a fall in nats (first 3 steps' mean minus
 the last 3 steps'), not a fraction.
 
 Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
---tests poseur`` (150 steps, AdamW 5e-3 after a 10-step warm-up, full batch of the people of 8 images; CPU seconds of the run: data preparation,
+--tests poseur`` (150 steps, AdamW 5e-3 after a 10-step warm-up, full
+batch of the people of 8 images; CPU seconds of the run: data preparation,
 training and evaluation; wall times on the shared 2-core machine under load
 12-15 were 5-10x longer and say nothing):
 

@@ -14,7 +14,8 @@ Predictions go through the head's AE grouping and are scored by CocoMetric
 the same images.
 
 Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
---tests swahr`` (200 steps, Adam 5e-3, full batch of the 12 images; CPU seconds of the run: data preparation,
+--tests swahr`` (200 steps, Adam 5e-3, full batch of the 12 images;
+CPU seconds of the run: data preparation,
 training and evaluation; wall times on the shared 2-core machine under load
 12-15 were 7-13x longer and say nothing):
 

@@ -4,8 +4,9 @@ on generated toy persons AND the real COCO fixture (``../shared/data/coco``).
 Two subprocess runs keep the budget: train.py trains on the concatenation
 of a 10-image toy persons set and the 4 real COCO images (mmengine's
 ``ConcatDataset``; both use the COCO keypoint layout) for one epoch of two
-iterations and validates on the real COCO fixture at the end; test.py then evaluates the
-last checkpoint on the toy val split and dumps its predictions. Checked:
+iterations and validates on the real COCO fixture at the end; test.py
+then evaluates the last checkpoint on the toy val split and dumps its
+predictions. Checked:
 every iteration logs finite heatmap, scale and AE losses of both
 resolutions, the scale branches' zero-initialised last convolutions moved
 (gradients reach them), both metrics are printed in [0, 1], and the dumped
