@@ -109,3 +109,100 @@ def load_tool(relpath):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+#: The metric names mmpose's CocoMetric reports (each behind its prefix,
+#: ``coco/`` by default).
+COCO_METRIC_NAMES = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR',
+                     'AR .5', 'AR .75', 'AR (M)', 'AR (L)')
+
+
+def read_scalars(work_dir):
+    """mmengine's ``vis_data/scalars.json`` of the one run in ``work_dir``
+    (``<timestamp>/vis_data/scalars.json``): (training records, the other
+    records), each a list of dicts in file order. Training records are
+    those with an ``iter`` key (one per logged iteration); the others are
+    the validation / test results."""
+    import glob
+    paths = sorted(
+        glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json')))
+    assert len(paths) == 1, f'expected one scalars.json, found {paths}'
+    with open(paths[0]) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    train = [r for r in records if 'iter' in r]
+    other = [r for r in records if 'iter' not in r]
+    return train, other
+
+
+def check_training_scalars(work_dir, iterations, loss_names):
+    """The run logged (logger interval 1) exactly ``iterations`` training
+    iterations, numbered 1..N, each with the total ``loss`` and every name
+    in ``loss_names``, all finite. Returns the training records."""
+    import math
+    train, _ = read_scalars(work_dir)
+    assert [r['iter'] for r in train] == list(range(1, iterations + 1)), \
+        [r.get('iter') for r in train]
+    for r in train:
+        for name in ('loss', *loss_names):
+            assert name in r, (name, r)
+            assert math.isfinite(r[name]), (name, r)
+    return train
+
+
+def check_metric_names(record, prefix, extra=()):
+    """``record`` (a validation / test result) holds CocoMetric's ten
+    numbers under ``prefix`` (and the names in ``extra``), each in [0, 1]
+    or -1 (no instances of that area range)."""
+    for name in [f'{prefix}/{n}' for n in COCO_METRIC_NAMES] + list(extra):
+        assert name in record, (name, sorted(record))
+        assert record[name] == -1.0 or 0.0 <= record[name] <= 1.0, \
+            (name, record[name])
+
+
+def check_dumped_predictions(dump_path, ann_file, num_keypoints,
+                             topdown_input_size=None, topdown_padding=1.25,
+                             margin=2.0, bounded=True):
+    """test.py's ``--dump`` pickle holds one prediction per image (per
+    person for a top-down model) of ``ann_file``, with finite keypoints
+    ``(N, K, 2)`` and scores ``(N, K)``. With ``bounded`` (a decoder whose
+    outputs cannot leave its maps: heatmap argmax, soft-argmax) they are in
+    the pixels of their original image: for a top-down model
+    (``topdown_input_size`` = its ``(w, h)`` input) inside the crop of its
+    person (+- ``margin`` px): the box grown by ``topdown_padding``
+    (GetBBoxCenterScale) and widened to the input's aspect ratio
+    (TopdownAffine), so they were mapped back through that crop, not left
+    in input coordinates (the crop may reach past the image border); for a
+    bottom-up model inside the image. Returns the dumped list."""
+    import pickle
+    with open(dump_path, 'rb') as f:
+        dumped = pickle.load(f)
+    coco = load_json(ann_file)
+    sizes = {i['id']: (i['width'], i['height']) for i in coco['images']}
+    assert {d['img_id'] for d in dumped} == set(sizes)
+    if topdown_input_size is not None:
+        assert len(dumped) == len(coco['annotations'])
+    for d in dumped:
+        kpts = np.asarray(d['pred_instances']['keypoints'], dtype=float)
+        scores = np.asarray(d['pred_instances']['keypoint_scores'])
+        assert kpts.ndim == 3 and kpts.shape[1:] == (num_keypoints, 2)
+        assert scores.shape == kpts.shape[:2]
+        assert np.isfinite(kpts).all()
+        if not bounded:
+            continue
+        if topdown_input_size is None:
+            w, h = sizes[d['img_id']]
+            assert np.all(kpts >= -margin)
+            assert np.all(kpts[..., 0] <= w + margin)
+            assert np.all(kpts[..., 1] <= h + margin)
+        else:
+            x0, y0, x1, y1 = np.asarray(
+                d['pred_instances']['bboxes'], dtype=float).reshape(-1, 4).T
+            c = np.stack([(x0 + x1) / 2, (y0 + y1) / 2], -1)[:, None]
+            sw = (x1 - x0) * topdown_padding
+            sh = (y1 - y0) * topdown_padding
+            aspect = topdown_input_size[0] / topdown_input_size[1]
+            wide = sw > sh * aspect
+            half = np.stack([np.where(wide, sw, sh * aspect),
+                             np.where(wide, sw / aspect, sh)], -1) / 2
+            assert np.all(np.abs(kpts - c) <= half[:, None] + margin), \
+                d['img_id']
+    return dumped

@@ -9,12 +9,18 @@ ensemble without TTA, soft-argmax + TTA) differ from those only in the
 backbone or test_cfg; they are checked in-process: one training step of the
 baseline on a real batch of the config's pipeline, and predictions of the
 other two from the merged / fine-tuned checkpoints on the val batch.
+Each training run is one epoch (3 iterations) with one validation:
+finite losses at every iteration and CocoMetric's names are read from
+mmengine's scalars.json, and the ensemble's dumped predictions must lie in
+image pixels. Whether HRNet++ learns is tests/test_learning/'s concern.
 """
 import os.path as osp
 
 import numpy as np
 import torch
-from _helpers import REPO_ROOT, run_python
+from _helpers import (REPO_ROOT, check_dumped_predictions,
+                      check_metric_names, check_training_scalars, load_json,
+                      read_scalars, run_python)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
@@ -78,9 +84,16 @@ def test_toy_configs_train_and_test_with_stock_tools(tmp_path):
     out = run_python(['tools/train.py', HEATMAP, '--work-dir', str(hm_dir),
                       '--cfg-options', *_train_options(root)]).stdout
     assert 'Epoch(train)' in out and 0.0 <= parse_metric(out) <= 1.0
+    # one iteration per 4 training people (top-down samples are people)
+    iters = -(-len(load_json(osp.join(root, 'annotations',
+                                      'train.json'))['annotations']) // 4)
+    check_training_scalars(hm_dir, iters, ('loss_kpt', ))
+    check_metric_names(read_scalars(hm_dir)[1][0], 'coco')
     hm_ckpt = hm_dir / 'epoch_1.pth'
     keys = _load_checkpoint(str(hm_ckpt))['state_dict']
     assert any(k.startswith('neck.') for k in keys)  # SubPixelFusion
+    assert any(k.startswith('backbone.') for k in keys)
+    assert 'head.final_layer.weight' in keys
 
     # Stage 2: soft-argmax fine-tune from the stage-1 checkpoint.
     sa_dir = tmp_path / 'sa'
@@ -89,16 +102,30 @@ def test_toy_configs_train_and_test_with_stock_tools(tmp_path):
                       f'load_from={hm_ckpt}']).stdout
     assert f'Load checkpoint from {hm_ckpt}' in out
     assert 0.0 <= parse_metric(out) <= 1.0
+    check_training_scalars(sa_dir, iters, ('loss_kpt', ))
+    check_metric_names(read_scalars(sa_dir)[1][0], 'coco')
     sa_ckpt = sa_dir / 'epoch_1.pth'
 
     # Ensemble + TTA: one merged checkpoint, the stock test.py.
     merged = tmp_path / 'ens.pth'
     merge_ensemble_checkpoints(ENSEMBLE_TTA, str(merged),
                                [str(hm_ckpt), str(sa_ckpt)])
-    out = run_python([mmpose_tool_path('test.py'), ENSEMBLE_TTA,
-                      str(merged), '--work-dir', str(tmp_path / 'test'),
-                      '--cfg-options', *_data_options(root)]).stdout
+    # (--dump makes test_evaluator a list before --cfg-options apply)
+    dump = tmp_path / 'ens_preds.pkl'
+    out = run_python([
+        mmpose_tool_path('test.py'), ENSEMBLE_TTA,
+        str(merged), '--work-dir', str(tmp_path / 'test'), '--dump',
+        str(dump), '--cfg-options', *[
+            o.replace('test_evaluator.', 'test_evaluator.0.', 1)
+            for o in _data_options(root)
+        ]
+    ]).stdout
     assert 0.0 <= parse_metric(out) <= 1.0
+    # TTA crops reach 1.2x scale rotated by 10 degrees: within 1.4x the
+    # plain crop (1.2 (cos 10 + sin 10) = 1.39)
+    check_dumped_predictions(dump, osp.join(root, 'annotations', 'val.json'),
+                             17, topdown_input_size=(96, 128),
+                             topdown_padding=1.25 * 1.4)
 
     with DefaultScope.overwrite_default_scope('mmpose'):
         # The plain-HRNet baseline: one optimiser step on a real batch.

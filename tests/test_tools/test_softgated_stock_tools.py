@@ -16,7 +16,9 @@ import runpy
 
 import numpy as np
 import pytest
-from _helpers import REPO_ROOT, load_json, run_python, shared_data_dir
+from _helpers import (REPO_ROOT, check_dumped_predictions,
+                      check_metric_names, check_training_scalars, load_json,
+                      read_scalars, run_python, shared_data_dir)
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkp_ext  # noqa: F401
@@ -56,15 +58,24 @@ def test_toy_persons_train_test_and_gate_plot(tmp_path):
     work = tmp_path / 'work'
     train = run_python([mmpose_tool_path('train.py'), TOY_CONFIG,
                         '--work-dir', str(work), '--cfg-options', *opts])
-    # CPMHead logs one summed loss over the 2 stacks.
+    # CPMHead logs one summed loss over the 2 stacks; one iteration per 4
+    # training people (top-down samples are people), then one validation.
     assert 'loss_kpt' in train.stdout and 'Epoch(val)' in train.stdout
+    people = len(load_json(f'{r}annotations/train.json')['annotations'])
+    check_training_scalars(work, -(-people // 4), ('loss_kpt', 'acc_pose'))
+    check_metric_names(read_scalars(work)[1][0], 'coco')
     ckpt = work / 'epoch_1.pth'
+    dump = tmp_path / 'preds.pkl'
     test = run_python([mmpose_tool_path('test.py'), TOY_CONFIG, str(ckpt),
-                       '--work-dir', str(tmp_path / 'test'),
-                       '--cfg-options', *opts])
+                       '--work-dir', str(tmp_path / 'test'), '--dump',
+                       str(dump), '--cfg-options', *[
+                           o.replace('test_evaluator.', 'test_evaluator.0.',
+                                     1) for o in opts]])
     ap = parse_metric(test.stdout)
     assert 0.0 <= ap <= 1.0
     assert ap == parse_metric(train.stdout)  # same weights, same metric
+    check_dumped_predictions(dump, f'{r}annotations/val.json', 17,
+                             topdown_input_size=(48, 64))
 
     state = _load_checkpoint(str(ckpt))['state_dict']
     alphas = [k for k in state if k.endswith('.alpha')]
@@ -109,16 +120,20 @@ def test_real_mpii_train_with_pckh_validation(tmp_path):
     ] + [f'{s}_dataloader.dataset.headbox_file={headbox}'
          for s in ('val', 'test')])
     work = tmp_path / 'work'
-    # One stock train.py run whose final validation is the test pass
-    # (test.py itself is exercised on toy persons above; a second MPII
+    # One stock train.py run of one iteration whose validation is the test
+    # pass (test.py itself is exercised on toy persons above; a second MPII
     # subprocess would double this test's time).
     train = run_python([mmpose_tool_path('train.py'), MPII_CONFIG,
-                        '--work-dir', str(work), '--cfg-options', *opts])
-    assert 'Epoch(train) [2]' in train.stdout
+                        '--work-dir', str(work), '--cfg-options', *opts,
+                        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                        'default_hooks.checkpoint.interval=1',
+                        'default_hooks.logger.interval=1'])
+    check_training_scalars(work, 1, ('loss_kpt', ))
+    assert 'Epoch(train) [1]' in train.stdout
     assert 'Evaluating MpiiPCKAccuracy (normalized by ``"head_size"``)' \
         in train.stdout
     # mmpose 1.x logs PCKh@0.5 as "PCK" (and "Head PCK", ..., "PCK@0.1").
     pckh = parse_metric(train.stdout, 'PCK')
     assert 0.0 <= pckh <= 100.0
     assert parse_metric(train.stdout, 'PCK@0.1') <= pckh
-    assert (work / 'epoch_2.pth').is_file()
+    assert (work / 'epoch_1.pth').is_file()

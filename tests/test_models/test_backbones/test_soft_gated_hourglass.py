@@ -69,7 +69,8 @@ def test_concat_hourglass_output_depends_on_encoder_and_decoder():
     with torch.no_grad():
         ref = m(x)
         for block in (level.skip, level.up):
-            # restore by copy: w + 0.5 - 0.5 is not w in float32
+            # restore by copy: adding and subtracting 0.5 is not exact in
+            # float32 (the output then differed by ~1e-6 on some runs)
             saved = block.convs[0].weight.clone()
             block.convs[0].weight.add_(0.5)
             assert (m(x) - ref).abs().max() > 1e-3
@@ -120,6 +121,45 @@ def test_stacked_outputs_for_cpm_head(num_keypoints):
         # Heatmap convs start tiny (as mmpose's heads), merge convs exist.
         assert model.heatmap_convs[0].weight.abs().max() < 0.01
         assert len(model.merge_preds) == 2
+
+
+def test_stacks_feed_back_features_and_heatmaps():
+    """Newell et al.'s intermediate supervision: the next stack's input is
+    ``x + merge_feats(feat) + merge_preds(heatmaps)`` (the previous stack's
+    input, its features and its predicted heatmaps, each remapped by a 1x1
+    conv), recomputed here from the sub-modules; the last stack's heatmaps
+    depend on the first stack's heatmap conv only through ``merge_preds``."""
+    model = SoftGatedHourglass(num_stacks=3, channels=8, depth=2,
+                               num_keypoints=4, stem_channels=(8, 8))
+    randomise_(model, seed=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs = model(x)
+        h = model.stem(x)
+        expected = []
+        for i in range(3):
+            feat = model.out_blocks[i](model.hourglasses[i](h))
+            pred = model.heatmap_convs[i](feat)
+            expected.append(pred)
+            if i < 2:
+                h = h + model.merge_feats[i](feat) + model.merge_preds[i](pred)
+    for got, want in zip(outs, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # Without the heatmap feedback the later stacks would differ.
+    with torch.no_grad():
+        for conv in model.merge_preds:
+            conv.weight.zero_()
+            conv.bias.zero_()
+        cut = model(x)
+    torch.testing.assert_close(cut[0], outs[0])
+    assert (cut[2] - outs[2]).abs().max() > 1e-3
+    # Gradient path: last stack's output -> merge_preds -> first heatmaps.
+    model = SoftGatedHourglass(num_stacks=2, channels=8, depth=2,
+                               num_keypoints=4, stem_channels=(8, 8))
+    randomise_(model, seed=4)
+    model(x)[1].sum().backward()
+    assert model.heatmap_convs[0].weight.grad is not None
+    assert model.heatmap_convs[0].weight.grad.abs().max() > 0
 
 
 def test_odd_sizes_come_back_to_their_own_size():
