@@ -46,7 +46,7 @@ def main():
     args = parser.parse_args()
     py = sys.executable
     if not osp.isdir(osp.join(REPO, args.data_root)):
-        run_or_exit([py, 'tools/make_toy_dataset.py', '--kind', 'persons',
+        run_or_exit([py, 'tools/dataset_converters/make_toy_dataset.py', '--kind', 'persons',
                      '--out', args.data_root, '--num-images',
                      str(args.num_images), '--seed', '0'], REPO)
     results = []

@@ -15,7 +15,7 @@ exact two-sided sign-test p-value, and writes the same as json.
         [--work-dir work_dirs/toy_compare] [--labels A B]
 
 ``--data-root`` points every split of a toy config at a generated dataset
-(``tools/make_toy_dataset.py`` layout). ``--cfg-options`` apply to both
+(``tools/dataset_converters/make_toy_dataset.py`` layout). ``--cfg-options`` apply to both
 runs (e.g. ``train_cfg.max_epochs=20`` for the budget), ``--a-options`` /
 ``--b-options`` to one (so A and B may be one config with one option
 changed). Runs use one thread each (``OMP_NUM_THREADS=1``) unless the
