@@ -206,3 +206,22 @@ def check_dumped_predictions(dump_path, ann_file, num_keypoints,
             assert np.all(np.abs(kpts - c) <= half[:, None] + margin), \
                 d['img_id']
     return dumped
+
+
+def toy_run_options(root, batch_size=None, ann='annotations/val.json'):
+    """``--cfg-options`` for a stock ``train.py`` / ``test.py`` run on a
+    generated toy dataset in ``root``: :func:`mmkp_ext.utils.toy_data_options`
+    (every split's ``data_root``, the evaluators' ``ann_file``) plus loading
+    in the main process (worker start-up costs more than the tiny images
+    take to load) and, if given, the batch size of every split."""
+    from mmkp_ext.utils import toy_data_options
+    root = str(root).rstrip('/') + '/'
+    opts = toy_data_options(root)
+    if ann != 'annotations/val.json':
+        opts = [o.replace('annotations/val.json', ann) for o in opts]
+    for split in ('train', 'val', 'test'):
+        opts += [f'{split}_dataloader.num_workers=0',
+                 f'{split}_dataloader.persistent_workers=False']
+        if batch_size is not None:
+            opts.append(f'{split}_dataloader.batch_size={batch_size}')
+    return opts

@@ -18,9 +18,9 @@ import os.path as osp
 
 import numpy as np
 import torch
-from _helpers import (REPO_ROOT, check_dumped_predictions,
-                      check_metric_names, check_training_scalars, load_json,
-                      read_scalars, run_python)
+from _helpers import (REPO_ROOT, check_dumped_predictions, check_metric_names,
+                      check_training_scalars, load_json, read_scalars,
+                      run_python, toy_run_options)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
@@ -45,15 +45,7 @@ ENSEMBLE_TTA = CFG_DIR + \
 
 
 def _data_options(root):
-    root = str(root).rstrip('/') + '/'
-    opts = [f'val_evaluator.ann_file={root}annotations/val.json',
-            f'test_evaluator.ann_file={root}annotations/val.json']
-    for split in ('train', 'val', 'test'):
-        opts += [f'{split}_dataloader.dataset.data_root={root}',
-                 f'{split}_dataloader.num_workers=0',
-                 f'{split}_dataloader.persistent_workers=False',
-                 f'{split}_dataloader.batch_size=4']
-    return opts
+    return toy_run_options(root, batch_size=4)
 
 
 def _train_options(root):

@@ -19,9 +19,9 @@ import re
 
 import pytest
 import torch
-from _helpers import (REPO_ROOT, check_dumped_predictions,
-                      check_metric_names, read_scalars, run_python,
-                      shared_data_dir)
+from _helpers import (REPO_ROOT, check_dumped_predictions, check_metric_names,
+                      read_scalars, run_python, shared_data_dir,
+                      toy_run_options)
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkp_ext  # noqa: F401
@@ -65,11 +65,7 @@ def test_toy_persons_train_then_test(tmp_path):
     opts = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
             'default_hooks.checkpoint.interval=1',
             'default_hooks.logger.interval=1',
-            f'val_evaluator.ann_file={r}annotations/val.json',
-            f'test_evaluator.ann_file={r}annotations/val.json']
-    opts += [f'{s}_dataloader.dataset.data_root={r}'
-             for s in ('train', 'val', 'test')]
-    opts += _loader_options(('train', 'val', 'test'), 8)
+            ] + toy_run_options(r, batch_size=8)
     work = tmp_path / 'work'
     train = run_python(['tools/train.py', TOY_CONFIG, '--work-dir',
                         str(work), '--cfg-options', *opts], env=ENV).stdout

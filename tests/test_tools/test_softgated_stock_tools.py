@@ -16,9 +16,9 @@ import runpy
 
 import numpy as np
 import pytest
-from _helpers import (REPO_ROOT, check_dumped_predictions,
-                      check_metric_names, check_training_scalars, load_json,
-                      read_scalars, run_python, shared_data_dir)
+from _helpers import (REPO_ROOT, check_dumped_predictions, check_metric_names,
+                      check_training_scalars, load_json, read_scalars,
+                      run_python, shared_data_dir, toy_run_options)
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkp_ext  # noqa: F401
@@ -46,10 +46,7 @@ def test_toy_persons_train_test_and_gate_plot(tmp_path):
     make_toy_dataset('persons', str(root), num_images=10, seed=1,
                      val_fraction=0.3)
     r = str(root) + '/'
-    opts = _loader_opts([f'{s}_dataloader.dataset.data_root={r}'
-                         for s in ('train', 'val', 'test')] + [
-        f'val_evaluator.ann_file={r}annotations/val.json',
-        f'test_evaluator.ann_file={r}annotations/val.json',
+    opts = toy_run_options(r) + _loader_opts([
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
         'default_hooks.checkpoint.interval=1',
         'train_dataloader.batch_size=4', 'default_hooks.logger.interval=1',

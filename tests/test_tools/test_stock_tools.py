@@ -20,9 +20,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _helpers import (REPO_ROOT, check_dumped_predictions,
-                      check_metric_names, check_training_scalars, load_json,
-                      read_scalars, run_python)
+from _helpers import (REPO_ROOT, check_dumped_predictions, check_metric_names,
+                      check_training_scalars, load_json, read_scalars,
+                      run_python, toy_run_options)
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -39,19 +39,11 @@ CONFIG = osp.join(
 
 
 def _options(data_root, max_epochs=1):
-    root = str(data_root).rstrip('/') + '/'
-    opts = [f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+    return [f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
             'default_hooks.checkpoint.interval=1',
             'default_hooks.checkpoint.max_keep_ckpts=3',
-            'default_hooks.logger.interval=1',
-            f'val_evaluator.ann_file={root}annotations/val.json',
-            f'test_evaluator.ann_file={root}annotations/val.json']
-    for split in ('train', 'val', 'test'):
-        opts += [f'{split}_dataloader.dataset.data_root={root}',
-                 f'{split}_dataloader.num_workers=0',
-                 f'{split}_dataloader.persistent_workers=False',
-                 f'{split}_dataloader.batch_size=8']
-    return opts
+            'default_hooks.logger.interval=1'
+            ] + toy_run_options(data_root, batch_size=8)
 
 
 @pytest.fixture(scope='module')
