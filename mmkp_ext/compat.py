@@ -523,6 +523,30 @@ def _cpu_init_dist_pytorch(backend: str = 'gloo',
         raise ValueError(f'init_backend={init_backend!r} needs GPUs; only '
                          "'torch' is supported on CPU")
     torch_dist.init_process_group(backend=backend, **kwargs)
+    import atexit
+    atexit.register(_close_cpu_process_group)
+
+
+def _close_cpu_process_group() -> None:
+    """At interpreter exit: wait for every rank, then destroy the gloo
+    process group. Without it a rank that finishes first (e.g. while rank 0
+    still writes the best checkpoint) tears its gloo threads down under a
+    peer still connected, and was seen to abort with ``terminate called
+    without an active exception`` (SIGABRT, a failed ``dist_train.sh``)."""
+    import torch.distributed as torch_dist
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    from datetime import timedelta
+    try:
+        # gloo's monitored barrier gives up after the timeout instead of
+        # hanging when a peer died without reaching it
+        torch_dist.monitored_barrier(timeout=timedelta(seconds=120))
+    except Exception:  # a peer already gone: nothing to wait for
+        pass
+    try:
+        torch_dist.destroy_process_group()
+    except Exception:
+        pass
 
 
 def patch_cpu_distributed(accelerator: bool) -> None:

@@ -425,3 +425,18 @@ def test_visualiser_patch_only_when_numpy_needs_it(monkeypatch):
     V.draw_circles(None, (1, 2), np.array([3, 4]))  # not 1-element: as is
     assert seen[0] == 3 and not isinstance(seen[0], np.ndarray)
     assert isinstance(seen[1], np.ndarray)
+
+
+def test_cpu_process_group_closed_at_exit(tmp_path):
+    """The exit hook of the CPU distributed fix waits for the peers (a
+    monitored barrier, so a dead peer cannot hang it) and destroys the gloo
+    group; here with a one-process group."""
+    import torch.distributed as dist
+
+    from mmkp_ext.compat import _close_cpu_process_group
+    _close_cpu_process_group()  # no group: nothing to do
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
+                            rank=0, world_size=1)
+    assert dist.is_initialized()
+    _close_cpu_process_group()
+    assert not dist.is_initialized()
