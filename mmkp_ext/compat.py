@@ -670,22 +670,32 @@ def mmdet_inferencer_error() -> Optional[str]:
     return None
 
 
-def explain_missing_mmdet(error: Optional[str]) -> None:
+def inferencer_lacks_mmdet() -> bool:
+    """Whether mmpose's inferencers found no usable MMDetection (their
+    ``has_mmdet``, set when mmpose imported them)."""
+    from mmpose.apis.inferencers import base_mmpose_inferencer as bmi
+    return not getattr(bmi, 'has_mmdet', False)
+
+
+def _missing_mmdet_reason(error: Optional[str]) -> str:
+    if error and ('mmcv._ext' in error or 'mmcv.ops' in error):
+        return ('MMDetection is installed but its detectors need mmcv\'s '
+                f'compiled ops, which this mmcv lacks ({error}). Install a '
+                'full mmcv<2.2.0 built for your torch to use a detector')
+    return f'MMDetection cannot be imported ({error})'
+
+
+def explain_missing_mmdet(needed: bool) -> None:
     """Where mmpose's inferencers cannot build a person detector, replace
     mmpose's message ("MMDetection (v3.0.0 or above) is required", shown
     even with mmdet installed) by the real import error and the settings
-    that work. Nothing changes where the detector can be built."""
-    if error is None or _APPLIED.get('mmdet_message'):
+    that work. The import error is looked up only when that message is
+    raised, not at start-up. Nothing changes where the detector can be
+    built."""
+    if not needed or _APPLIED.get('mmdet_message'):
         return
     from mmpose.apis.inferencers import base_mmpose_inferencer as bmi
     original = bmi.BaseMMPoseInferencer._init_detector
-
-    if 'mmcv._ext' in error or 'mmcv.ops' in error:
-        why = ('MMDetection is installed but its detectors need mmcv\'s '
-               f'compiled ops, which this mmcv lacks ({error}). Install a '
-               'full mmcv<2.2.0 built for your torch to use a detector')
-    else:
-        why = f'MMDetection cannot be imported ({error})'
 
     @functools.wraps(original)
     def _init_detector(self, det_model=None, *args, **kwargs):
@@ -694,16 +704,17 @@ def explain_missing_mmdet(error: Optional[str]) -> None:
         except RuntimeError as err:
             if 'MMDetection' not in str(err):
                 raise
+            error = mmdet_inferencer_error()
+            _STATUS['mmdet_error'] = error
             raise RuntimeError(
-                f'{why}. Without a detector, run the top-down model on the '
-                "whole image (MMPoseInferencer(..., det_model='whole_image'))"
-                ' or give person boxes yourself (mmpose.apis.'
-                'inference_topdown(model, img, bboxes)); bottom-up models '
-                'need no detector.') from err
+                f'{_missing_mmdet_reason(error)}. Without a detector, run '
+                'the top-down model on the whole image (MMPoseInferencer(..., '
+                "det_model='whole_image')) or give person boxes yourself "
+                '(mmpose.apis.inference_topdown(model, img, bboxes)); '
+                'bottom-up models need no detector.') from err
 
     bmi.BaseMMPoseInferencer._init_detector = _init_detector
     _APPLIED['mmdet_message'] = True
-    _STATUS['mmdet_error'] = error
 
 
 def numpy_lacks_bfloat16() -> bool:
@@ -768,7 +779,7 @@ def apply_all() -> None:
     patch_cpu_distributed(accelerator_available())
     patch_visualizer_radius(numpy_refuses_size1_array_to_int())
     patch_init_model_without_backbone(init_model_needs_backbone_guard())
-    explain_missing_mmdet(mmdet_inferencer_error())
+    explain_missing_mmdet(inferencer_lacks_mmdet())
     patch_to_numpy_bfloat16(numpy_lacks_bfloat16())
 
 
