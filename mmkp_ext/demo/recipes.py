@@ -8,8 +8,8 @@ best or last checkpoint of an earlier stage), an optional post step
 (ensemble merge, gate plot), the tests (config + which checkpoint, metric
 keys) and which test is the headline result.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 __all__ = ['DataSpec', 'Stage', 'PostStep', 'TestSpec', 'Recipe', 'RECIPES']
 
@@ -77,7 +77,6 @@ class Recipe:
     post: Tuple[PostStep, ...] = ()
     # bottom-up models draw instances above this score in the pictures
     vis_score_thr: float = 0.3
-    notes: List[str] = field(default_factory=list)
 
     @property
     def make_target(self) -> str:
