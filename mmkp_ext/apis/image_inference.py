@@ -55,6 +55,23 @@ def instance_scores(sample: PoseDataSample) -> np.ndarray:
         np.zeros(0)
 
 
+def check_score_thr(score_thr: float) -> None:
+    """Raise ``ValueError`` unless ``score_thr`` lies in [0, 1]."""
+    if not 0.0 <= score_thr <= 1.0:
+        raise ValueError(f'score_thr must lie in [0, 1], got {score_thr}')
+
+
+def keep_confident(sample: PoseDataSample,
+                   score_thr: float) -> PoseDataSample:
+    """Drop from ``sample.pred_instances`` the instances whose
+    :func:`instance_scores` is below ``score_thr`` (in [0, 1]; bottom-up
+    models, which return all their candidates). Returns ``sample``."""
+    check_score_thr(score_thr)
+    keep = instance_scores(sample) >= score_thr
+    sample.pred_instances = sample.pred_instances[keep]
+    return sample
+
+
 def predict_image(model,
                   img: Union[str, np.ndarray],
                   bboxes: Optional[np.ndarray] = None,
@@ -76,16 +93,12 @@ def predict_image(model,
     """
     from mmpose.apis import inference_bottomup, inference_topdown
     from mmpose.structures import merge_data_samples
-    if not 0.0 <= score_thr <= 1.0:
-        raise ValueError(f'score_thr must lie in [0, 1], got {score_thr}')
+    check_score_thr(score_thr)
     if is_bottomup(model):
         if bboxes is not None:
             raise ValueError('bboxes are for top-down models; '
                              f'{type(model).__name__} is bottom-up')
-        sample = inference_bottomup(model, img)[0]
-        keep = instance_scores(sample) >= score_thr
-        sample.pred_instances = sample.pred_instances[keep]
-        return sample
+        return keep_confident(inference_bottomup(model, img)[0], score_thr)
     if bboxes is not None:
         bboxes = np.asarray(bboxes, dtype=np.float32)
         if bboxes.ndim != 2 or bboxes.shape[1] != 4:
@@ -177,6 +190,6 @@ def run_image_demo(config: str,
 
 
 __all__: Sequence[str] = [
-    'list_images', 'is_bottomup', 'instance_scores', 'predict_image',
-    'sample_to_json', 'make_visualizer', 'write_outputs', 'run_image_demo'
+    'list_images', 'is_bottomup', 'instance_scores', 'check_score_thr',
+    'keep_confident', 'predict_image', 'sample_to_json', 'make_visualizer', 'write_outputs', 'run_image_demo'
 ]

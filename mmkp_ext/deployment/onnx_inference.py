@@ -2,13 +2,12 @@
 library side of ``tools/deployment/onnx_inference.py``."""
 from typing import Dict
 
-import numpy as np
 from mmpose.apis import init_model
 from mmpose.structures import merge_data_samples
 
-from mmkp_ext.apis.image_inference import (instance_scores, is_bottomup,
-                                           list_images, make_visualizer,
-                                           write_outputs)
+from mmkp_ext.apis.image_inference import (check_score_thr, is_bottomup,
+                                           keep_confident, list_images,
+                                           make_visualizer, write_outputs)
 from .onnx_export import OnnxNetwork, onnx_predict
 
 
@@ -26,8 +25,7 @@ def run_onnx_inference(config: str,
     whole image is one box; bottom-up: instances below ``score_thr`` are
     dropped. Writes ``out_dir/predictions/<stem>.json`` (and
     ``out_dir/vis/<image>`` when ``draw``); returns {image: JSON path}."""
-    if not 0.0 <= score_thr <= 1.0:
-        raise ValueError(f'score_thr must lie in [0, 1], got {score_thr}')
+    check_score_thr(score_thr)
     images = list_images(inputs)
     net = OnnxNetwork(onnx_file)
     model = init_model(config, None, device='cpu')
@@ -35,11 +33,10 @@ def run_onnx_inference(config: str,
     written = {}
     for path in images:
         samples = onnx_predict(net, model, path)
-        sample = samples[0] if is_bottomup(model) else \
-            merge_data_samples(samples)
         if is_bottomup(model):
-            keep = instance_scores(sample) >= score_thr
-            sample.pred_instances = sample.pred_instances[np.flatnonzero(keep)]
+            sample = keep_confident(samples[0], score_thr)
+        else:
+            sample = merge_data_samples(samples)
         written[path] = write_outputs(
             path, sample, out_dir, dict(config=config, onnx=onnx_file),
             visualizer, kpt_thr=kpt_thr)
