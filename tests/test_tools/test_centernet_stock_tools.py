@@ -181,22 +181,28 @@ def _head_weights(ckpt, present_categories, ranges):
     }
 
 
-def _check_dump(path, ranges, topk, img_ids):
+def _check_dump(path, ranges, topk, img_ids, heatmap_width=32):
     """test.py's dumped predictions keep the multi-class contract: per
     image ``topk`` objects with ids in 1..C, the keypoints of other
     categories at (0, 0) with score 0; their box centres (heatmap peaks
-    mapped back) lie inside their image (image pixels). Returns them by
-    image id."""
+    mapped back) lie inside their image (image pixels) up to one heatmap
+    cell: a centre is its peak cell plus the regressed sub-cell offset,
+    which a two-iteration model does not yet keep inside [0, 1) (a peak in
+    column 0 with offset -0.4 lands 0.4 cells left of the image; CI once
+    saw exactly that). That the mapping back is the right one is checked
+    against the model's own prediction in the DeepFashion2 test. Returns
+    them by image id."""
     with open(path, 'rb') as f:
         dumped = pickle.load(f)
     by_image = {d['img_id']: d['pred_instances'] for d in dumped}
     assert sorted(by_image) == sorted(img_ids)
     for d in dumped:
         h, w = d['ori_shape'][:2]
+        cell = max(h, w) / heatmap_width  # image pixels per heatmap cell
         x0, y0, x1, y1 = np.asarray(d['pred_instances']['bboxes']).T
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        assert np.all((cx >= -1) & (cx <= w + 1)), (cx, w)
-        assert np.all((cy >= -1) & (cy <= h + 1)), (cy, h)
+        assert np.all((cx >= -cell) & (cx <= w + cell)), (cx, w, cell)
+        assert np.all((cy >= -cell) & (cy <= h + cell)), (cy, h, cell)
     for pred in by_image.values():
         cats = np.asarray(pred['category_id'])
         assert cats.shape == (topk, )
