@@ -19,17 +19,65 @@ def shared_data_dir():
                           osp.join(osp.dirname(REPO_ROOT), 'shared', 'data'))
 
 
-def run_python(args, cwd=REPO_ROOT, env=None, timeout=600, check=True):
-    """Run ``python ARGS`` in a subprocess; return the CompletedProcess with
-    stdout and stderr merged into ``.stdout``."""
+_TOOL_SERVER = None
+
+
+def _tool_dirs():
+    """Folders whose scripts ``run_python`` may fork from the tool server:
+    the project's tools/ and benchmarks/, and the mmpose wheel's tools."""
+    from mmkp_ext.utils import mmpose_tool_path
+    return (osp.join(REPO_ROOT, 'tools') + os.sep,
+            osp.join(REPO_ROOT, 'benchmarks') + os.sep,
+            osp.dirname(mmpose_tool_path('train.py')) + os.sep)
+
+
+def _forkable(args, cwd):
+    if os.environ.get('MMKP_TEST_FRESH_PROCESSES') == '1' or not args:
+        return False
+    script = osp.abspath(osp.join(cwd, args[0]))
+    return (script.endswith('.py') and osp.isfile(script)
+            and script.startswith(_tool_dirs()))
+
+
+def _tool_server():
+    global _TOOL_SERVER
+    if _TOOL_SERVER is None or not _TOOL_SERVER.alive():
+        import atexit
+
+        from _tool_server import ToolServer
+        _TOOL_SERVER = ToolServer()
+        atexit.register(_TOOL_SERVER.close)
+    return _TOOL_SERVER
+
+
+def run_python(args, cwd=REPO_ROOT, env=None, timeout=600, check=True,
+               fresh=False):
+    """Run ``python ARGS``; return a CompletedProcess with stdout and stderr
+    merged into ``.stdout``.
+
+    A project or mmpose tool script (``tools/...``, ``benchmarks/...``,
+    mmpose's ``tools/train.py`` / ``test.py``) runs in a process forked from
+    a warm tool server (``tests/_tool_server.py``: same script, argv, cwd
+    and environment, without re-importing torch and mmpose); anything else,
+    and every call with ``fresh=True`` or ``MMKP_TEST_FRESH_PROCESSES=1``,
+    in a new interpreter."""
     full_env = dict(os.environ)
     full_env.setdefault('PYTHONWARNINGS', 'ignore')
     full_env['OMP_NUM_THREADS'] = full_env.get('OMP_NUM_THREADS', '2')
     if env:
         full_env.update(env)
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    if not fresh and _forkable(args, cwd):
+        import tempfile
+        with tempfile.NamedTemporaryFile('r', suffix='.log',
+                                         errors='replace') as out:
+            code = _tool_server().run(args, cwd, full_env, out.name, timeout)
+            proc = subprocess.CompletedProcess([sys.executable, *args],
+                                               code, out.read())
+    else:
+        proc = subprocess.run([sys.executable, *args], cwd=cwd,
+                              env=full_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f'python {" ".join(args)} failed '
                              f'({proc.returncode}):\n{proc.stdout[-6000:]}')
