@@ -53,8 +53,12 @@ def test_toy_persons_train_test_and_gate_plot(tmp_path):
         # a smaller model: the test checks the plumbing, not accuracy
         'model.backbone.channels=16', 'model.backbone.stem_channels=[8,16]'])
     work = tmp_path / 'work'
+    # fresh=True: a new interpreter, not a fork of the warm tool server,
+    # so mmpose's own train.py finds mmkp_ext only through the config's
+    # custom_imports, as a user's run would
     train = run_python([mmpose_tool_path('train.py'), TOY_CONFIG,
-                        '--work-dir', str(work), '--cfg-options', *opts])
+                        '--work-dir', str(work), '--cfg-options', *opts],
+                       fresh=True)
     # CPMHead logs one summed loss over the 2 stacks; one iteration per 4
     # training people (top-down samples are people), then one validation.
     assert 'loss_kpt' in train.stdout and 'Epoch(val)' in train.stdout
