@@ -264,3 +264,66 @@ def bottomup_batches(info: dict, codec: dict, dataset_type: str,
     ]))
     return (train.metainfo, collate(train, batch_size),
             collate(test, batch_size))
+
+
+def topdown_learning_module(namespace: dict, name: str, model: dict,
+                            codec: dict, steps: int, lr: float,
+                            min_loss_drop: float, min_ap: float,
+                            data=('persons', 64, 12)) -> None:
+    """Fill a top-down learning-test module's ``namespace`` (its
+    ``globals()``) with the protocol that ``benchmarks/learning_seeds.py``
+    reads and the two tests:
+
+    * ``STEPS``, ``LR``, ``MIN_LOSS_DROP``, ``MIN_AP``, ``MODEL``, ``CODEC``;
+    * ``prepare(info)`` -> (metainfo, training batches, prediction batches)
+      of every person of the toy set (ground-truth box crops at the codec's
+      input size with its targets; the same batches predict);
+    * ``score(model, batches, info, meta)`` -> coco/AP on the fitted images;
+    * ``run(info, seed=0, lr=LR, steps=STEPS)`` -> (FitResult, coco/AP);
+    * ``DATA(toy_dataset)`` -> the fitted set (``data`` = kind, image size,
+      number of images of the ``toy_dataset`` session fixture);
+    * the module fixture ``info`` and the tests ``test_<name>_fits_toy_persons``
+      (loss drop >= ``min_loss_drop`` and AP >= ``min_ap``) and
+      ``test_<name>_lr0_control_stays_below`` (the same run at lr=0 stays
+      below both).
+    """
+    import pytest
+
+    def prepare(info):
+        meta, batches = topdown_batches(info, codec)
+        return meta, batches, batches
+
+    def score(model_, batches, info, meta):
+        return coco_ap(model_, batches, info, meta)
+
+    def run(info, seed=0, lr=lr, steps=steps):
+        meta, train, test = prepare(info)
+        result = fit(model, train, steps, lr, seed=seed)
+        return result, score(result.model, test, info, meta)
+
+    def DATA(toy_dataset):
+        return toy_dataset(*data)
+
+    @pytest.fixture(scope='module')
+    def info(toy_dataset):
+        return DATA(toy_dataset)
+
+    def test_fits(info):
+        result, ap = run(info)
+        print(f'loss {result.losses[0]:.5f} -> {result.losses[-1]:.5f}, '
+              f'coco/AP {ap:.3f}')
+        assert result.loss_drop() >= min_loss_drop, result.losses
+        assert ap >= min_ap
+
+    def test_lr0_control(info):
+        result, ap = run(info, lr=0.0)
+        print(f'lr=0: coco/AP {ap:.3f}')
+        assert ap < min_ap
+        assert result.loss_drop() < min_loss_drop
+
+    namespace.update(
+        STEPS=steps, LR=lr, MIN_LOSS_DROP=min_loss_drop, MIN_AP=min_ap,
+        MODEL=model, CODEC=codec, prepare=prepare, score=score, run=run,
+        DATA=DATA, info=info)
+    namespace[f'test_{name}_fits_toy_persons'] = test_fits
+    namespace[f'test_{name}_lr0_control_stays_below'] = test_lr0_control

@@ -22,8 +22,7 @@ seed 0, lr=0   0.000      0.000    4.2 s
 Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.43 AP below the worst
 seed and 0.5 above the control.
 """
-import pytest
-from _learning import PREPROCESSOR, coco_ap, fit, topdown_batches
+from _learning import PREPROCESSOR, topdown_learning_module
 
 #: Training steps (full batches) and learning rate.
 STEPS, LR = 100, 5e-3
@@ -52,47 +51,8 @@ MODEL = dict(
               decoder=CODEC),
     test_cfg=dict(flip_test=False))
 
-
-def prepare(info):
-    """(metainfo, training batches, prediction batches) of the fitted
-    people (top-down crops with the codec's targets)."""
-    meta, batches = topdown_batches(info, CODEC)
-    return meta, batches, batches
-
-
-def score(model, batches, info, meta):
-    """coco/AP of ``model`` on the fitted images."""
-    return coco_ap(model, batches, info, meta)
-
-
-def run(info, seed=0, lr=LR, steps=STEPS):
-    """Train with ``seed`` / ``lr``; return (FitResult, coco/AP on the
-    training images)."""
-    meta, train, test = prepare(info)
-    result = fit(MODEL, train, steps, lr, seed=seed)
-    return result, score(result.model, test, info, meta)
-
-
-def DATA(toy_dataset):
-    """The fitted images: 12 toy-persons images of 64 px (39 people)."""
-    return toy_dataset('persons', 64, 12)
-
-
-@pytest.fixture(scope='module')
-def info(toy_dataset):
-    return DATA(toy_dataset)
-
-
-def test_softgated_hourglass_fits_toy_persons(info):
-    result, ap = run(info)
-    print(f'loss {result.losses[0]:.5f} -> {result.losses[-1]:.5f}, '
-          f'coco/AP {ap:.3f}')
-    assert result.loss_drop() >= MIN_LOSS_DROP, result.losses
-    assert ap >= MIN_AP
-
-
-def test_softgated_hourglass_lr0_control_stays_below(info):
-    result, ap = run(info, lr=0.0)
-    print(f'lr=0: coco/AP {ap:.3f}')
-    assert ap < MIN_AP
-    assert result.loss_drop() < MIN_LOSS_DROP
+# prepare / score / run / DATA (read by benchmarks/learning_seeds.py), the
+# module fixture ``info`` and the two tests (trained run passes both
+# thresholds; the lr=0 control stays below them)
+topdown_learning_module(globals(), 'softgated_hourglass', MODEL, CODEC,
+                        STEPS, LR, MIN_LOSS_DROP, MIN_AP)
