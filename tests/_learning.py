@@ -282,7 +282,8 @@ def topdown_learning_module(namespace: dict, name: str, model: dict,
     * ``run(info, seed=0, lr=LR, steps=STEPS)`` -> (FitResult, coco/AP);
     * ``DATA(toy_dataset)`` -> the fitted set (``data`` = kind, image size,
       number of images of the ``toy_dataset`` session fixture);
-    * the module fixture ``info`` and the tests ``test_<name>_fits_toy_persons``
+    * the module fixture ``info`` and the tests
+      ``test_<name>_fits_toy_persons``
       (loss drop >= ``min_loss_drop`` and AP >= ``min_ap``) and
       ``test_<name>_lr0_control_stays_below`` (the same run at lr=0 stays
       below both).

@@ -63,5 +63,5 @@ MODEL = dict(
 # prepare / score / run / DATA (read by benchmarks/learning_seeds.py), the
 # module fixture ``info`` and the two tests (trained run passes both
 # thresholds; the lr=0 control stays below them)
-topdown_learning_module(globals(), 'hrnetpp_soft_argmax', MODEL, CODEC, STEPS, LR,
-                        MIN_LOSS_DROP, MIN_AP)
+topdown_learning_module(globals(), 'hrnetpp_soft_argmax', MODEL, CODEC,
+                        STEPS, LR, MIN_LOSS_DROP, MIN_AP)
