@@ -266,6 +266,51 @@ def bottomup_batches(info: dict, codec: dict, dataset_type: str,
             collate(test, batch_size))
 
 
+
+def learning_tests(namespace: dict, name: str, data, run, min_loss: float,
+                   min_metric: float, metric: str = 'coco/AP',
+                   loss_measure: str = 'loss_drop',
+                   subject: str = 'toy_persons') -> None:
+    """Add a learning-test module's data, fixture and two tests to its
+    ``namespace`` (its ``globals()``):
+
+    * ``DATA(toy_dataset)`` -> the fitted set: ``data`` = (kind, image
+      size, number of images) of the ``toy_dataset`` session fixture (read
+      by ``benchmarks/learning_seeds.py`` too);
+    * the module fixture ``info`` (that set);
+    * ``test_<name>_fits_<subject>``: ``run(info)`` (-> FitResult, metric)
+      reaches ``FitResult.<loss_measure>() >= min_loss`` and ``metric >=
+      min_metric``;
+    * ``test_<name>_lr0_control_stays_below``: ``run(info, lr=0.0)`` stays
+      below both.
+    """
+    import pytest
+
+    def DATA(toy_dataset):
+        return toy_dataset(*data)
+
+    @pytest.fixture(scope='module')
+    def info(toy_dataset):
+        return DATA(toy_dataset)
+
+    def test_fits(info):
+        result, value = run(info)
+        print(f'loss {result.losses[0]:.5f} -> {result.losses[-1]:.5f}, '
+              f'{metric} {value:.3f}')
+        assert getattr(result, loss_measure)() >= min_loss, result.losses
+        assert value >= min_metric
+
+    def test_lr0_control(info):
+        result, value = run(info, lr=0.0)
+        print(f'lr=0: {metric} {value:.3f}')
+        assert value < min_metric
+        assert getattr(result, loss_measure)() < min_loss
+
+    namespace.update(DATA=DATA, info=info)
+    namespace[f'test_{name}_fits_{subject}'] = test_fits
+    namespace[f'test_{name}_lr0_control_stays_below'] = test_lr0_control
+
+
 def topdown_learning_module(namespace: dict, name: str, model: dict,
                             codec: dict, steps: int, lr: float,
                             min_loss_drop: float, min_ap: float,
@@ -280,15 +325,9 @@ def topdown_learning_module(namespace: dict, name: str, model: dict,
       input size with its targets; the same batches predict);
     * ``score(model, batches, info, meta)`` -> coco/AP on the fitted images;
     * ``run(info, seed=0, lr=LR, steps=STEPS)`` -> (FitResult, coco/AP);
-    * ``DATA(toy_dataset)`` -> the fitted set (``data`` = kind, image size,
-      number of images of the ``toy_dataset`` session fixture);
-    * the module fixture ``info`` and the tests
-      ``test_<name>_fits_toy_persons``
-      (loss drop >= ``min_loss_drop`` and AP >= ``min_ap``) and
-      ``test_<name>_lr0_control_stays_below`` (the same run at lr=0 stays
-      below both).
+    * ``DATA``, the fixture ``info`` and the two tests of
+      :func:`learning_tests` (loss drop and coco/AP).
     """
-    import pytest
 
     def prepare(info):
         meta, batches = topdown_batches(info, codec)
@@ -302,29 +341,7 @@ def topdown_learning_module(namespace: dict, name: str, model: dict,
         result = fit(model, train, steps, lr, seed=seed)
         return result, score(result.model, test, info, meta)
 
-    def DATA(toy_dataset):
-        return toy_dataset(*data)
-
-    @pytest.fixture(scope='module')
-    def info(toy_dataset):
-        return DATA(toy_dataset)
-
-    def test_fits(info):
-        result, ap = run(info)
-        print(f'loss {result.losses[0]:.5f} -> {result.losses[-1]:.5f}, '
-              f'coco/AP {ap:.3f}')
-        assert result.loss_drop() >= min_loss_drop, result.losses
-        assert ap >= min_ap
-
-    def test_lr0_control(info):
-        result, ap = run(info, lr=0.0)
-        print(f'lr=0: coco/AP {ap:.3f}')
-        assert ap < min_ap
-        assert result.loss_drop() < min_loss_drop
-
     namespace.update(
         STEPS=steps, LR=lr, MIN_LOSS_DROP=min_loss_drop, MIN_AP=min_ap,
-        MODEL=model, CODEC=codec, prepare=prepare, score=score, run=run,
-        DATA=DATA, info=info)
-    namespace[f'test_{name}_fits_toy_persons'] = test_fits
-    namespace[f'test_{name}_lr0_control_stays_below'] = test_lr0_control
+        MODEL=model, CODEC=codec, prepare=prepare, score=score, run=run)
+    learning_tests(namespace, name, data, run, min_loss_drop, min_ap)

@@ -24,8 +24,8 @@ seed 0, lr=0   0.000      0.000            3.6 s
 Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.47 AP below the worst
 seed and 0.5 above the control.
 """
-import pytest
-from _learning import PREPROCESSOR, bottomup_batches, evaluate, fit
+from _learning import (PREPROCESSOR, bottomup_batches, evaluate, fit,
+                       learning_tests)
 
 STEPS, LR = 120, 5e-3
 #: The loss must fall by at least this fraction (mean of the last 3 steps
@@ -79,26 +79,9 @@ def run(info, seed=0, lr=LR, steps=STEPS):
     return result, score(result.model, test, info, meta)
 
 
-def DATA(toy_dataset):
-    """The fitted images: 12 toy-fashion images of 64 px."""
-    return toy_dataset('fashion', 64, 12)
-
-
-@pytest.fixture(scope='module')
-def info(toy_dataset):
-    return DATA(toy_dataset)
-
-
-def test_grouped_centernet_fits_toy_fashion(info):
-    result, ap = run(info)
-    print(f'loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, '
-          f'toy_fashion/AP {ap:.3f}')
-    assert result.loss_drop() >= MIN_LOSS_DROP, result.losses
-    assert ap >= MIN_AP
-
-
-def test_grouped_centernet_lr0_control_stays_below(info):
-    result, ap = run(info, lr=0.0)
-    print(f'lr=0: toy_fashion/AP {ap:.3f}')
-    assert ap < MIN_AP
-    assert result.loss_drop() < MIN_LOSS_DROP
+# DATA (12 toy-fashion images of 64 px), the module fixture ``info`` and
+# the two tests (trained run passes both thresholds; the lr=0 control stays
+# below them)
+learning_tests(globals(), 'grouped_centernet', ('fashion', 64, 12), run,
+               MIN_LOSS_DROP, MIN_AP, metric='toy_fashion/AP',
+               subject='toy_fashion')

@@ -30,8 +30,8 @@ more slowly than the heatmap methods at this budget and its AP varies a lot
 between seeds (0.08-0.58); the seed-0 learning curve: AP 0.000 / 0.037 /
 0.081 at 50 / 100 / 150 steps.
 """
-import pytest
-from _learning import PREPROCESSOR, coco_ap, fit, topdown_batches
+from _learning import (PREPROCESSOR, coco_ap, fit, learning_tests,
+                       topdown_batches)
 
 STEPS, LR = 150, 5e-3
 #: The summed RLE losses (3 terms) must fall by at least this many nats.
@@ -82,26 +82,8 @@ def run(info, seed=0, lr=LR, steps=STEPS):
     return result, score(result.model, test, info, meta)
 
 
-def DATA(toy_dataset):
-    """The fitted images: 8 toy-persons images of 64 px."""
-    return toy_dataset('persons', 64, 8)
-
-
-@pytest.fixture(scope='module')
-def info(toy_dataset):
-    return DATA(toy_dataset)
-
-
-def test_poseur_fits_toy_persons(info):
-    result, ap = run(info)
-    print(f'loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, '
-          f'coco/AP {ap:.3f}')
-    assert result.loss_fall() >= MIN_LOSS_FALL, result.losses
-    assert ap >= MIN_AP
-
-
-def test_poseur_lr0_control_stays_below(info):
-    result, ap = run(info, lr=0.0)
-    print(f'lr=0: coco/AP {ap:.3f}')
-    assert ap < MIN_AP
-    assert result.loss_fall() < MIN_LOSS_FALL
+# DATA (8 toy-persons images of 64 px), the module fixture ``info`` and
+# the two tests (trained run passes both thresholds; the lr=0 control stays
+# below them)
+learning_tests(globals(), 'poseur', ('persons', 64, 8), run, MIN_LOSS_FALL,
+               MIN_AP, loss_measure='loss_fall')

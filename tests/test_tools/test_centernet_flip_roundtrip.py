@@ -27,9 +27,10 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from test_centernet_real_roundtrip import (CASES, META_KEYS, NUM_LABELLED,
-                                           STRIDE, TINY, AnnotationsToInput,
+                                           STRIDE, AnnotationsToInput,
                                            _apply, _evaluate, _fixture_dir,
-                                           _input_warp, _metric_cfgs)
+                                           _input_warp, _metric_cfgs,
+                                           tiny_model_cfg)
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.codecs.grouped_centernet_label import OUTPUT_KEYS
@@ -136,24 +137,7 @@ def run_flip(case, input_size, flip_mode, dense=True, decode_mode='rescore'):
         test_cfg['flip_mode'] = flip_mode
     with DefaultScope.overwrite_default_scope('mmpose'):
         model = MODELS.build(
-            dict(
-                type='CenterNetPoseEstimator',
-                data_preprocessor=dict(
-                    type='PoseDataPreprocessor',
-                    mean=[123.675, 116.28, 103.53],
-                    std=[58.395, 57.12, 57.375],
-                    bgr_to_rgb=True),
-                backbone=dict(type='DLANet', depth=34, channels=TINY),
-                neck=dict(
-                    type='DLAUpNeck', in_channels=TINY, out_channels=16),
-                head=dict(
-                    type='CenterNetPoseHead',
-                    in_channels=16,
-                    num_keypoints=num_keypoints,
-                    category_keypoints=layout,
-                    head_conv=8,
-                    decoder=codec_cfg),
-                test_cfg=test_cfg))
+            tiny_model_cfg(num_keypoints, layout, codec_cfg, test_cfg))
     model.eval()
     data = pseudo_collate([dataset[i] for i in range(len(dataset))])
     data_m = pseudo_collate([mirrored[i] for i in range(len(mirrored))])

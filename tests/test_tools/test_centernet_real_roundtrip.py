@@ -76,6 +76,29 @@ META_KEYS = ('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
              'flip_direction', 'flip_indices', 'raw_ann_info')
 
 
+def tiny_model_cfg(num_keypoints, layout, codec_cfg, test_cfg):
+    """A randomly initialised CenterNetPoseEstimator: the tiny DLA
+    (channels ``TINY``) + DLA-up to 16 channels, the grouped head with
+    ``head_conv`` 8 and ``codec_cfg`` as its decoder."""
+    return dict(
+        type='CenterNetPoseEstimator',
+        data_preprocessor=dict(
+            type='PoseDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True),
+        backbone=dict(type='DLANet', depth=34, channels=TINY),
+        neck=dict(type='DLAUpNeck', in_channels=TINY, out_channels=16),
+        head=dict(
+            type='CenterNetPoseHead',
+            in_channels=16,
+            num_keypoints=num_keypoints,
+            category_keypoints=layout,
+            head_conv=8,
+            decoder=codec_cfg),
+        test_cfg=test_cfg)
+
+
 def _fixture_dir(folder, ann_file):
     root = osp.join(shared_data_dir(), folder)
     if not osp.isfile(osp.join(root, ann_file)):
@@ -148,24 +171,8 @@ def _run(case, input_size, mode):
                     dict(type='PackPoseInputs', meta_keys=META_KEYS),
                 ]))
         model = MODELS.build(
-            dict(
-                type='CenterNetPoseEstimator',
-                data_preprocessor=dict(
-                    type='PoseDataPreprocessor',
-                    mean=[123.675, 116.28, 103.53],
-                    std=[58.395, 57.12, 57.375],
-                    bgr_to_rgb=True),
-                backbone=dict(type='DLANet', depth=34, channels=TINY),
-                neck=dict(
-                    type='DLAUpNeck', in_channels=TINY, out_channels=16),
-                head=dict(
-                    type='CenterNetPoseHead',
-                    in_channels=16,
-                    num_keypoints=num_keypoints,
-                    category_keypoints=layout,
-                    head_conv=8,
-                    decoder=codec_cfg),
-                test_cfg=dict(flip_test=False)))
+            tiny_model_cfg(num_keypoints, layout, codec_cfg,
+                           dict(flip_test=False)))
     model.eval()
     data = pseudo_collate([dataset[i] for i in range(len(dataset))])
 
