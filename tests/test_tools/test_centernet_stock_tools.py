@@ -27,7 +27,8 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO_ROOT, load_json, run_python, shared_data_dir
+from _helpers import (REPO_ROOT, load_json, run_python, shared_data_dir,
+                      toy_run_options)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
@@ -91,24 +92,18 @@ test_dataloader = val_dataloader
 
 def _options(data_root, train_ann, val_ann, img_prefixes, batch_size):
     """--cfg-options for a short CPU run: 1 epoch, then validation and a
-    checkpoint, no worker processes."""
-    root = str(data_root).rstrip('/') + '/'
-    opts = [
+    checkpoint, no worker processes; the splits' annotation files and image
+    folders as given (the DeepFashion2 fixture is not in the toy layout)."""
+    opts = toy_run_options(data_root, batch_size, ann=val_ann) + [
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
         'default_hooks.checkpoint.interval=1',
-        'default_hooks.logger.interval=1',
-        f'val_evaluator.ann_file={root}{val_ann}',
-        f'test_evaluator.ann_file={root}{val_ann}'
+        'default_hooks.logger.interval=1'
     ]
-    for split, ann in (('train', train_ann), ('val', val_ann), ('test',
-                                                               val_ann)):
+    for split, ann in (('train', train_ann), ('val', val_ann),
+                       ('test', val_ann)):
         opts += [
-            f'{split}_dataloader.dataset.data_root={root}',
             f'{split}_dataloader.dataset.ann_file={ann}',
-            f'{split}_dataloader.dataset.data_prefix.img='
-            f'{img_prefixes[split]}', f'{split}_dataloader.num_workers=0',
-            f'{split}_dataloader.persistent_workers=False',
-            f'{split}_dataloader.batch_size={batch_size}'
+            f'{split}_dataloader.dataset.data_prefix.img={img_prefixes[split]}'
         ]
     return opts
 
