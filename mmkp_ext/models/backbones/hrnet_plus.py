@@ -75,25 +75,26 @@ def _build_se(channels: int, ratio: int) -> SELayer:
     return SELayer(channels, ratio=ratio)
 
 
-class SEBasicBlock(BasicBlock):
-    """mmpose's ``BasicBlock`` with SE on the residual branch.
-
-    ``out = relu(SE(bn2(conv2(relu(bn1(conv1(x)))))) + identity)``; the SE
-    layer is ``self.se_layer`` and its ratio the class attribute
-    ``se_ratio`` (mmpose's HRNet builds blocks with a fixed argument list, so
-    :func:`se_block` binds the ratio by subclassing).
-    """
+class _SEResidual:
+    """SE on the residual branch of an mmpose block: ``out = relu(
+    SE(branch(x)) + identity)`` with ``branch`` the block's convolutions and
+    norms up to (not including) the last ReLU. The SE layer is
+    ``self.se_layer`` and its ratio the class attribute ``se_ratio``
+    (mmpose's HRNet builds blocks with a fixed argument list, so
+    :func:`se_block` binds the ratio by subclassing)."""
     se_ratio = 8
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.se_layer = _build_se(self.out_channels, self.se_ratio)
 
+    def _branch(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
     def forward(self, x: Tensor) -> Tensor:
 
         def _inner_forward(x):
-            out = self.relu(self.norm1(self.conv1(x)))
-            out = self.se_layer(self.norm2(self.conv2(out)))
+            out = self.se_layer(self._branch(x))
             identity = x if self.downsample is None else self.downsample(x)
             return out + identity
 
@@ -104,29 +105,23 @@ class SEBasicBlock(BasicBlock):
         return self.relu(out)
 
 
-class SEBottleneck(Bottleneck):
+class SEBasicBlock(_SEResidual, BasicBlock):
+    """mmpose's ``BasicBlock`` with SE on the residual branch:
+    ``out = relu(SE(bn2(conv2(relu(bn1(conv1(x)))))) + identity)``."""
+
+    def _branch(self, x: Tensor) -> Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        return self.norm2(self.conv2(out))
+
+
+class SEBottleneck(_SEResidual, Bottleneck):
     """mmpose's ``Bottleneck`` with SE on the residual branch (after
-    ``norm3``, before the addition); see :class:`SEBasicBlock`."""
-    se_ratio = 8
+    ``norm3``, before the addition)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.se_layer = _build_se(self.out_channels, self.se_ratio)
-
-    def forward(self, x: Tensor) -> Tensor:
-
-        def _inner_forward(x):
-            out = self.relu(self.norm1(self.conv1(x)))
-            out = self.relu(self.norm2(self.conv2(out)))
-            out = self.se_layer(self.norm3(self.conv3(out)))
-            identity = x if self.downsample is None else self.downsample(x)
-            return out + identity
-
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+    def _branch(self, x: Tensor) -> Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.relu(self.norm2(self.conv2(out)))
+        return self.norm3(self.conv3(out))
 
 
 @functools.lru_cache(maxsize=None)
