@@ -603,27 +603,20 @@ class GroupedCenterNetLabel(BaseKeypointCodec):
         check_real('rescore_sigma', sigma, 0, low_open=True)
         topk = self.topk if topk is None else topk
         check_int('topk', topk)
-        self._check_outputs(
-            dict(
-                center_heatmap=center_heatmap,
-                center_offset=center_offset,
-                box_size=box_size,
-                keypoint_reg=keypoint_reg,
-                keypoint_heatmap=keypoint_heatmap,
-                keypoint_offset=keypoint_offset))
+        outputs = dict(
+            center_heatmap=center_heatmap,
+            center_offset=center_offset,
+            box_size=box_size,
+            keypoint_reg=keypoint_reg,
+            keypoint_heatmap=keypoint_heatmap,
+            keypoint_offset=keypoint_offset)
+        self._check_outputs(outputs)
         B, C, H, W = center_heatmap.shape
         HW = H * W
         K = self.num_keypoints
         device = center_heatmap.device
         t = self._tensors(device)
-        out, bad = finite_outputs(
-            dict(
-                center_heatmap=center_heatmap,
-                center_offset=center_offset,
-                box_size=box_size,
-                keypoint_reg=keypoint_reg,
-                keypoint_heatmap=keypoint_heatmap,
-                keypoint_offset=keypoint_offset), logits)
+        out, bad = finite_outputs(outputs, logits)
         hm = Heatmap(out['keypoint_heatmap'], logits)
 
         # 1. objects: NMS on the raw values (sigmoid is monotonic)
