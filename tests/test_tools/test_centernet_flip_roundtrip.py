@@ -30,7 +30,7 @@ from test_centernet_real_roundtrip import (CASES, META_KEYS, NUM_LABELLED,
                                            STRIDE, AnnotationsToInput,
                                            _apply, _evaluate, _fixture_dir,
                                            _input_warp, _metric_cfgs,
-                                           tiny_model_cfg)
+                                           tiny_codec_cfg, tiny_model_cfg)
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.codecs.grouped_centernet_label import OUTPUT_KEYS
@@ -121,15 +121,8 @@ def run_flip(case, input_size, flip_mode, dense=True, decode_mode='rescore'):
     """Decoded samples (image pixels) of the flip-test pass with
     ``flip_mode`` (``None``: no flip test) and the dataset."""
     _, _, _, num_keypoints, layout, _ = CASES[case]
-    codec_cfg = dict(
-        type='GroupedCenterNetLabel',
-        input_size=(input_size, input_size),
-        heatmap_size=(input_size // STRIDE, input_size // STRIDE),
-        num_keypoints=num_keypoints,
-        category_keypoints=layout,
-        decode_mode=decode_mode,
-        rescore_sigma=2.0,
-        topk=20)
+    codec_cfg = tiny_codec_cfg(num_keypoints, layout, input_size,
+                               decode_mode)
     dataset = _dataset(case, input_size, codec_cfg, flip=False)
     mirrored = _dataset(case, input_size, codec_cfg, flip=True)
     test_cfg = dict(flip_test=flip_mode is not None)

@@ -76,6 +76,20 @@ META_KEYS = ('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
              'flip_direction', 'flip_indices', 'raw_ann_info')
 
 
+def tiny_codec_cfg(num_keypoints, layout, input_size, decode_mode):
+    """The grouped codec at ``input_size`` x ``input_size`` (heatmaps at
+    1 / ``STRIDE``) with ``decode_mode``, rescore sigma 2 and top-20."""
+    return dict(
+        type='GroupedCenterNetLabel',
+        input_size=(input_size, input_size),
+        heatmap_size=(input_size // STRIDE, input_size // STRIDE),
+        num_keypoints=num_keypoints,
+        category_keypoints=layout,
+        decode_mode=decode_mode,
+        rescore_sigma=2.0,
+        topk=20)
+
+
 def tiny_model_cfg(num_keypoints, layout, codec_cfg, test_cfg):
     """A randomly initialised CenterNetPoseEstimator: the tiny DLA
     (channels ``TINY``) + DLA-up to 16 channels, the grouped head with
@@ -140,15 +154,7 @@ def _run(case, input_size, mode):
     dataset and the predicted data samples (image pixels)."""
     dtype, folder, ann_file, num_keypoints, layout, _ = CASES[case]
     root = _fixture_dir(folder, ann_file)
-    codec_cfg = dict(
-        type='GroupedCenterNetLabel',
-        input_size=(input_size, input_size),
-        heatmap_size=(input_size // STRIDE, input_size // STRIDE),
-        num_keypoints=num_keypoints,
-        category_keypoints=layout,
-        decode_mode=mode,
-        rescore_sigma=2.0,
-        topk=20)
+    codec_cfg = tiny_codec_cfg(num_keypoints, layout, input_size, mode)
     with DefaultScope.overwrite_default_scope('mmpose'):
         dataset = DATASETS.build(
             dict(

@@ -19,6 +19,9 @@ round trip in ``tests/test_tools/test_centernet_flip_roundtrip.py`` meets.)
 import numpy as np
 import pytest
 import torch
+# the head tests' 4-keypoint two-class layout, mirror pairs (0, 1), (2, 3);
+# its grouping merges across classes and is flip-consistent
+from test_centernet_pose_head import FLIP, LAYOUT
 
 import mmkp_ext  # noqa: F401  (registration)
 from mmkp_ext.codecs import GroupedCenterNetLabel
@@ -26,14 +29,6 @@ from mmkp_ext.codecs.grouped_centernet_label import OUTPUT_KEYS
 from mmpose.datasets.transforms import RandomFlip
 from mmpose.registry import MODELS
 
-# 4 keypoints in two classes (0-1, 2-3), mirror pairs (0, 1), (2, 3); the
-# grouping merges across classes and is flip-consistent.
-LAYOUT = dict(
-    num_keypoints=4,
-    category_keypoints=[(0, 1), (2, 3)],
-    reg_group=[0, 1, 1, 0],
-    hm_group=[0, 1, 1, 0])
-FLIP = [1, 0, 3, 2]
 W_IN, H_IN, STRIDE = 64, 48, 4
 W_OUT, H_OUT = W_IN // STRIDE, H_IN // STRIDE
 
