@@ -1,6 +1,7 @@
 """Helpers shared by the tests: repository paths, the real-data folder,
 subprocess runs, dataset checks. Importable as ``_helpers`` (pytest.ini
 puts tests/ on the path)."""
+import functools
 import json
 import os
 import os.path as osp
@@ -22,6 +23,7 @@ def shared_data_dir():
 _TOOL_SERVER = None
 
 
+@functools.lru_cache(maxsize=None)
 def _tool_dirs():
     """Folders whose scripts ``run_python`` may fork from the tool server:
     the project's tools/ and benchmarks/, and the mmpose wheel's tools."""
