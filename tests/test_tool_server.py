@@ -98,3 +98,33 @@ def test_run_python_raises_on_a_failed_forked_tool():
     proc = run_python(['tools/train.py', '--help'])
     assert proc.returncode == 0 and 'usage' in proc.stdout
     assert proc.args == [sys.executable, 'tools/train.py', '--help']
+
+
+CONFIG_PROBE = '''
+import gc, sys
+from mmengine.config import Config
+from mmengine.config import config as mm_config
+cfg = Config.fromfile(sys.argv[1])
+first, second = cfg.pretty_text, cfg.pretty_text
+memoised = mm_config.FormatCode
+mm_config.FormatCode = memoised.__wrapped__  # yapf's own, uncached
+direct = cfg.pretty_text
+print('same', first == second == direct, 'frozen', gc.get_freeze_count())
+'''
+
+
+def test_children_format_configs_as_yapf_does_and_start_frozen(server,
+                                                                tmp_path):
+    """The memoised yapf formatting gives the text yapf gives, and the
+    server's heap is in the collector's permanent generation."""
+    script = tmp_path / 'config_probe.py'
+    script.write_text(CONFIG_PROBE)
+    out = tmp_path / 'out.log'
+    config = os.path.join(
+        REPO_ROOT, 'configs/hrnetpp/toy_persons/'
+        'td-hm_hrnetpp-w16-tiny_1xb16-20e_toy-persons-128x96.py')
+    assert server.run([str(script), config], tmp_path, dict(os.environ),
+                      out, 120) == 0, out.read_text()
+    text = out.read_text()
+    assert 'same True' in text, text
+    assert int(text.split('frozen ')[1].split()[0]) > 100000, text
