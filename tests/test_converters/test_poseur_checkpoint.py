@@ -9,12 +9,10 @@ and neck keys are those of mmpose's ResNet-50 and ChannelMapper, unchanged
 between mmpose 0.x and 1.x.
 """
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, run_python
 
 import mmkp_ext  # noqa: F401
 from mmkp_ext.converters.poseur_checkpoint import (PoseurCheckpointError,
@@ -203,11 +201,10 @@ def test_cli_converts_and_checks(tmp_path):
     torch.save(dict(state_dict=official_state_dict(tiny, TINY_DIMS),
                     meta=dict(epoch=325)), src)
     dst = tmp_path / 'ours.pth'
-    proc = subprocess.run(
-        [sys.executable, 'tools/model_converters/convert_poseur_checkpoint.py', str(src),
-         str(dst), '--config', TINY_CONFIG],
-        cwd=REPO_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_python(['tools/model_converters/convert_poseur_checkpoint.py',
+                       str(src), str(dst), '--config', TINY_CONFIG],
+                      check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
     # What load_from / test.py do, but strict.
     from mmengine.runner.checkpoint import load_checkpoint
     load_checkpoint(tiny, str(dst), map_location='cpu', strict=True)

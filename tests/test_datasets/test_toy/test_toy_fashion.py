@@ -2,13 +2,11 @@
 ``ToyFashionDataset``."""
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from _helpers import check_coco_keypoint_split, load_json
+from _helpers import check_coco_keypoint_split, load_json, run_python
 
 from mmkp_ext.datasets import (FASHION_CATEGORIES, FASHION_FLIP_INDICES,
                                FASHION_KEYPOINT_NAMES, FASHION_METAINFO_FILE,
@@ -265,14 +263,12 @@ def test_loads_with_pycocotools_and_mmpose(fashion):
 
 def test_cli(tmp_path):
     out = tmp_path / 'cli'
-    cmd = [
-        sys.executable,
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_toy_dataset.py'), '--kind', 'fashion',
-        '--out',
-        str(out), '--num-images', '4', '--seed', '2', '--val-fraction', '0.25'
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python([
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_toy_dataset.py'),
+        '--kind', 'fashion', '--out', str(out), '--num-images', '4',
+        '--seed', '2', '--val-fraction', '0.25'
+    ], cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stdout
     assert 'train: 3 images' in proc.stdout
     assert 'val: 1 images' in proc.stdout
     # The CLI is a thin wrapper: same files as the library call.
