@@ -7,27 +7,30 @@ Predictions are decoded with the codec's Gaussian rescoring and scored by
 MultiCategoryCocoMetric (per-category keypoint ranges) on the same images.
 
 Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
---tests centernet`` (120 steps, Adam 5e-3, full batch of the 12 images;
-CPU seconds of the run, data preparation, training and evaluation; wall
-times on the shared 2-core machine under load 12-15 were 8-13x longer and
-say nothing):
+--tests centernet --seeds 0 1 2 3 4`` (80 steps, Adam 5e-3, full batch
+of the 12 images; CPU seconds of the run, data preparation, training and
+evaluation; wall times on the shared 2-core machine under load 12-15 were
+8-13x longer and say nothing):
 
 =============  =========  ===============  =======
 run            loss drop  toy_fashion/AP   CPU
 =============  =========  ===============  =======
-seed 0         0.975      0.971            9.7 s
-seed 1         0.975      0.994            8.8 s
-seed 2         0.974      0.976            9.0 s
-seed 0, lr=0   0.000      0.000            3.6 s
+seed 0         0.948      0.926            6.6 s
+seed 1         0.954      0.954            5.6 s
+seed 2         0.949      0.929            5.7 s
+seed 3         0.934      0.839            6.5 s
+seed 4         0.939      0.909            6.2 s
+seed 0, lr=0   0.000      0.000            2.4 s
 =============  =========  ===============  =======
 
-Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.47 AP below the worst
-seed and 0.5 above the control.
+Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.34 AP below the worst
+seed and 0.5 above the control. (At 120 steps, the budget until this stop:
+AP 0.971 / 0.994 / 0.976 at seeds 0-2.)
 """
 from _learning import (PREPROCESSOR, bottomup_batches, evaluate, fit,
                        learning_tests)
 
-STEPS, LR = 120, 5e-3
+STEPS, LR = 80, 5e-3
 #: The loss must fall by at least this fraction (mean of the last 3 steps
 #: against the first 3).
 MIN_LOSS_DROP = 0.8

@@ -5,27 +5,30 @@ fits the people of 12 generated 64 px toy-persons images (top-down, 64x48
 crops of the ground-truth boxes).
 
 Measured with ``OMP_NUM_THREADS=1 python benchmarks/learning_seeds.py
---tests softgated`` (100 steps, Adam 5e-3, full batch of the 39 people;
-CPU seconds of the run: data preparation,
+--tests softgated --seeds 0 1 2 3 4`` (70 steps, Adam 5e-3, full batch
+of the 39 people; CPU seconds of the run: data preparation,
 training and evaluation; wall times on the shared 2-core machine under load
 12-15 were 5-10x longer and say nothing):
 
 =============  =========  =======  =======
 run            loss drop  coco/AP  CPU
 =============  =========  =======  =======
-seed 0         0.966      0.961    9.3 s
-seed 1         0.964      0.927    9.1 s
-seed 2         0.966      0.937    9.1 s
-seed 0, lr=0   0.000      0.000    4.2 s
+seed 0         0.932      0.823    7.1 s
+seed 1         0.929      0.730    6.5 s
+seed 2         0.935      0.830    6.1 s
+seed 3         0.924      0.807    7.2 s
+seed 4         0.936      0.846    6.4 s
+seed 0, lr=0   0.000      0.000    2.9 s
 =============  =========  =======  =======
 
-Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.43 AP below the worst
-seed and 0.5 above the control.
+Thresholds: loss drop >= 0.8 and AP >= 0.5, i.e. 0.23 AP below the worst
+seed and 0.5 above the control. (At 100 steps, the budget until this stop:
+AP 0.961 / 0.927 / 0.937 at seeds 0-2.)
 """
 from _learning import PREPROCESSOR, topdown_learning_module
 
 #: Training steps (full batches) and learning rate.
-STEPS, LR = 100, 5e-3
+STEPS, LR = 70, 5e-3
 #: The loss must fall by at least this fraction (mean of the last 3 steps
 #: against the first 3).
 MIN_LOSS_DROP = 0.8
