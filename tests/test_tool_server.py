@@ -8,8 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from _helpers import REPO_ROOT, _forkable, run_python
-from _tool_server import ToolServer
+from _helpers import REPO_ROOT, _forkable, _tool_server, run_python
 
 SCRIPT = '''
 import json, os, sys
@@ -32,9 +31,9 @@ if mode == 'import':
 
 @pytest.fixture(scope='module')
 def server():
-    srv = ToolServer()
-    yield srv
-    srv.close()
+    """The worker's own server (the one run_python uses): these tests run
+    what a tool run does, and starting a second one costs ~4 s."""
+    return _tool_server()
 
 
 def _run(server, tmp_path, mode, env=None, timeout=60):
