@@ -36,9 +36,11 @@ def server():
     return _tool_server()
 
 
-def _run(server, tmp_path, mode, env=None, timeout=60):
+def _run(server, tmp_path, mode, env=None, timeout=60, source=SCRIPT):
+    """Run ``source`` as ``probe.py MODE`` in a forked child; return its
+    exit code and merged output."""
     script = tmp_path / 'probe.py'
-    script.write_text(textwrap.dedent(SCRIPT))
+    script.write_text(textwrap.dedent(source))
     out = tmp_path / 'out.log'
     full_env = dict(os.environ, MMKP_PROBE='on', **(env or {}))
     code = server.run([str(script), mode], tmp_path, full_env, out, timeout)
@@ -116,14 +118,11 @@ def test_children_format_configs_as_yapf_does_and_start_frozen(server,
                                                                 tmp_path):
     """The memoised yapf formatting gives the text yapf gives, and the
     server's heap is in the collector's permanent generation."""
-    script = tmp_path / 'config_probe.py'
-    script.write_text(CONFIG_PROBE)
-    out = tmp_path / 'out.log'
     config = os.path.join(
         REPO_ROOT, 'configs/hrnetpp/toy_persons/'
         'td-hm_hrnetpp-w16-tiny_1xb16-20e_toy-persons-128x96.py')
-    assert server.run([str(script), config], tmp_path, dict(os.environ),
-                      out, 120) == 0, out.read_text()
-    text = out.read_text()
+    code, text = _run(server, tmp_path, config, timeout=120,
+                      source=CONFIG_PROBE)
+    assert code == 0, text
     assert 'same True' in text, text
     assert int(text.split('frozen ')[1].split()[0]) > 100000, text
